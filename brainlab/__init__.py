@@ -7,6 +7,10 @@ load TensorFlow until a model or dataset is asked for.
 from __future__ import annotations
 
 import importlib
+import os
+
+# Keep TensorFlow's C++ start-up chatter out of notebooks; real errors still show.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
 

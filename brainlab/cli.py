@@ -1,0 +1,171 @@
+"""The ``brainlab`` command line (also ``python -m brainlab``).
+
+    brainlab doctor               what a helper needs to know about your setup, on one screen
+    brainlab doctor --data DIR    check a dataset folder, file by file
+    brainlab fetch-data [--to DIR]  download and verify the dataset ahead of time
+    brainlab sample               load the bundled sample and describe it
+
+Problems you can fix (a missing folder, no internet) are reported as one message with
+advice, and a non-zero exit status; never as a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+from pathlib import Path
+
+from brainlab import __version__, config
+from brainlab.errors import BrainlabError
+
+
+def cmd_doctor(args) -> int:
+    if args.data:
+        return check_data_folder(Path(args.data))
+    from brainlab import data
+
+    rows = [("brainlab", __version__), ("Python", f"{platform.python_version()} ({platform.platform()})")]
+    try:
+        import keras
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        rows += [("TensorFlow", tf.__version__), ("Keras", keras.__version__),
+                 ("GPUs", ", ".join(g.name for g in gpus) if gpus else
+                  "none: training runs on the CPU (use quick mode, or a GPU runtime on Colab)")]
+    except ImportError as exc:
+        rows.append(("TensorFlow", f"NOT IMPORTABLE ({exc}); pip install tensorflow"))
+    rows.append(("Quick mode", "on (BRAINLAB_QUICK=1): bundled sample, few epochs" if config.quick_mode()
+                 else "off (set BRAINLAB_QUICK=1 for a fast run on the bundled sample)"))
+    rows.append(("Cache", str(config.cache_dir())))
+    rows += data_rows()
+    rows.append(("ImageNet weights", imagenet_weights_row()))
+    width = max(len(k) for k, _ in rows)
+    print("brainlab doctor: paste this into a help request\n")
+    for key, value in rows:
+        print(f"  {key:<{width}}  {value}")
+    return 0
+
+
+def data_rows() -> list[tuple[str, str]]:
+    from brainlab import data
+
+    if config.quick_mode():
+        return [("Data", f"{data.sample_dir()} (bundled sample, quick mode)")]
+    env = config.data_env()
+    where = "BRAINLAB_DATA" if env else "brainlab cache"
+    root = env or data.default_location()
+    if not root.is_dir():
+        return [("Data", f"not found ({'BRAINLAB_DATA=' + str(env) if env else 'not downloaded yet'}): "
+                         "run `brainlab fetch-data`, or set BRAINLAB_DATA")]
+    try:
+        check = data.verify(root)
+    except BrainlabError as exc:
+        return [("Data", f"{root} (from {where}): NOT USABLE: {str(exc).splitlines()[0]}")]
+    n = sum(sum(c.values()) for c in check.counts.values())
+    status = "verified: counts and checksums match" if check.ok else "does NOT verify:\n      " + \
+        check.problems(limit=5).replace("\n", "\n      ")
+    return [("Data", f"{root} (from {where}), {n} images, {status}")]
+
+
+def imagenet_weights_row() -> str:
+    try:
+        from brainlab.models import imagenet_weights_cached
+    except ImportError:
+        return "unknown (brainlab.models not available)"
+    path = imagenet_weights_cached()
+    return f"cached: {path}" if path else "not cached (Keras downloads them, about 94 MB, on first use)"
+
+
+def check_data_folder(root: Path) -> int:
+    """`brainlab doctor --data DIR`: layout, counts, and every file that cannot be used."""
+    from tqdm.auto import tqdm
+
+    from brainlab import data
+
+    found = data.scan(root)  # layout problems raise DataLayoutError with the expected layout
+    bad = [(p, reason) for p, reason in found.bad]
+    readable: dict[tuple[str, str], int] = {}
+    for f in tqdm(found.files, desc="checking images", unit="img", leave=False):
+        reason = data.check_image(f.path)
+        if reason:
+            bad.append((f.path, reason))
+        else:
+            readable[f.split, f.class_name] = readable.get((f.split, f.class_name), 0) + 1
+    print(f"Dataset folder {root}\n")
+    print(f"  {'class':<18}" + "".join(f"{s:>10}" for s in data.SPLITS))
+    for c in data.CLASS_NAMES:
+        print(f"  {c:<18}" + "".join(f"{readable.get((s, c), 0):>10}" for s in data.SPLITS))
+    print(f"  {'total':<18}" + "".join(f"{sum(readable.get((s, c), 0) for c in data.CLASS_NAMES):>10}"
+                                        for s in data.SPLITS))
+    if bad:
+        print(f"\n{len(bad)} file(s) or folder(s) cannot be used and will be skipped:")
+        for path, reason in bad:
+            print(f"  {Path(path).relative_to(root)}: {reason}")
+    empty = [f"{s}/{c}" for s in data.SPLITS for c in data.CLASS_NAMES if not readable.get((s, c))]
+    if empty:
+        print(f"\nNOT USABLE: no readable image in {', '.join(empty)}.", file=sys.stderr)
+        return 1
+    print("\nThe folder is usable.")
+    return 0
+
+
+def cmd_fetch_data(args) -> int:
+    from brainlab.download import fetch_data
+
+    path = fetch_data(args.to, sources=tuple(args.source) if args.source else ("kaggle", "github"), url=args.url)
+    print(f"Dataset folder: {path}\nUse it with: export BRAINLAB_DATA={path}")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from brainlab import data
+
+    root = data.sample_dir()
+    splits = data.load_splits(root, image_size=args.image_size, progress=False)
+    print(f"The bundled sample ({root}), loaded through the same API as the full dataset:\n")
+    print(splits.summary())
+    x, y = next(iter(splits.train.dataset(batch_size=8)))
+    print(f"\nOne training batch: images {tuple(x.shape)} {x.dtype.name} in "
+          f"[{float(x.numpy().min()):.0f}, {float(x.numpy().max()):.0f}], labels {y.numpy().tolist()}")
+    print("Class order (label 0..3): " + ", ".join(data.CLASS_NAMES))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="brainlab", description="Deep learning on brain MRI, for teaching.")
+    parser.add_argument("--version", action="version", version=f"brainlab {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("doctor", help="report versions, GPU, data and weights; or check a data folder")
+    p.add_argument("--data", metavar="DIR", help="check this dataset folder file by file")
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("fetch-data", help="download and verify the dataset")
+    p.add_argument("--to", metavar="DIR", help="where to put it (default: the brainlab cache)")
+    p.add_argument("--source", action="append", choices=["kaggle", "github"],
+                   help="where to download from (repeatable; default: kaggle, then github)")
+    p.add_argument("--url", help="another URL for the GitHub archive (a mirror)")
+    p.set_defaults(func=cmd_fetch_data)
+
+    p = sub.add_parser("sample", help="load the bundled sample and describe it")
+    p.add_argument("--image-size", type=int, default=128)
+    p.set_defaults(func=cmd_sample)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except BrainlabError as exc:
+        print(f"brainlab {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nInterrupted; nothing half-written was kept.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,53 @@
+"""The command line: doctor, doctor --data and the sample, as a student would run them."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from brainlab.cli import main
+from conftest import make_dataset
+
+
+def test_doctor_reports_everything_a_helper_needs(capsys, monkeypatch):
+    monkeypatch.setenv("BRAINLAB_QUICK", "1")
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    for key in ("Python", "TensorFlow", "Keras", "GPUs", "Quick mode", "on (BRAINLAB_QUICK=1)", "Data",
+                "bundled sample", "ImageNet weights"):
+        assert key in out, key
+
+
+def test_doctor_says_where_data_is_missing(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("BRAINLAB_DATA", str(tmp_path / "missing"))
+    assert main(["doctor"]) == 0
+    assert "not found (BRAINLAB_DATA=" in capsys.readouterr().out
+
+
+def test_doctor_data_lists_counts_and_unusable_files(capsys, tmp_path):
+    root = make_dataset(tmp_path / "data", per_class=2, size=32)
+    (root / "Testing" / "no_tumor" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (root / "Training" / "pituitary_tumor" / "empty.png").write_bytes(b"")
+    assert main(["doctor", "--data", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "2 file(s) or folder(s) cannot be used" in out
+    assert "Testing/no_tumor/broken.jpg: " in out and "Training/pituitary_tumor/empty.png: empty file" in out
+    assert re.search(r"no_tumor\s+2\s+2\n", out) and re.search(r"total\s+8\s+8\n", out)  # broken files not counted
+    assert "The folder is usable." in out
+
+
+def test_doctor_data_fails_clearly_on_a_bad_folder(capsys, tmp_path):
+    assert main(["doctor", "--data", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "no 'Training' folder" in err and "Expected layout" in err
+    root = make_dataset(tmp_path / "data", per_class=1, size=32)
+    (root / "Testing" / "glioma_tumor" / "img0.jpg").write_text("not an image")
+    assert main(["doctor", "--data", str(root)]) == 1
+    assert "no readable image in Testing/glioma_tumor" in capsys.readouterr().err
+
+
+def test_module_entry_point_and_sample_command():
+    proc = subprocess.run([sys.executable, "-m", "brainlab", "sample"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"official-test\s+10\s+10\s+10\s+10\s+40", proc.stdout)
+    assert "One training batch: images (8, 128, 128, 3) float32" in proc.stdout

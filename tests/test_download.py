@@ -1,0 +1,194 @@
+"""The downloader, end to end against a real HTTP server on localhost (no internet needed)."""
+from __future__ import annotations
+
+import io
+import socket
+import subprocess
+import sys
+import threading
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from brainlab import config, data
+from brainlab.download import fetch_data, find_dataset_root, safe_extract
+from brainlab.errors import DataNotFoundError, DownloadError, UnsafeArchiveError
+from conftest import CLASS_NAMES, make_dataset
+
+
+@pytest.fixture(scope="module")
+def dataset_and_spec(tmp_path_factory):
+    """A small dataset on disk and the spec (counts, checksums) that describes it."""
+    root = make_dataset(tmp_path_factory.mktemp("source") / "data", per_class=2, size=32)
+    files = data.scan(root).files
+    spec = data.DatasetSpec(
+        name="tiny-mri", title="tiny", class_names=CLASS_NAMES,
+        counts={s: {c: 2 for c in CLASS_NAMES} for s in data.SPLITS},
+        checksums={f.relpath: data.sha256_of(f.path) for f in files},
+    )
+    return root, spec
+
+
+def zip_of(root: Path, top="Brain-Tumor-Classification-DataSet-abc", extra=None, corrupt=None) -> bytes:
+    """The dataset as GitHub serves it: one top folder holding Training/ and Testing/."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for path in sorted(root.rglob("*.jpg")):
+            rel = path.relative_to(root).as_posix()
+            content = path.read_bytes()
+            if rel == corrupt:
+                content = content[:-10] + b"0123456789"
+            zf.writestr(f"{top}/{rel}", content)
+        for name, content in (extra or {}).items():
+            zf.writestr(name, content)
+    return buf.getvalue()
+
+
+class Server:
+    """Serves ``routes`` (path -> bytes). ``cut`` paths send only half the body, then hang up."""
+
+    def __init__(self):
+        self.routes, self.cut, self.hits = {}, set(), []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                server.hits.append(self.path)
+                body = server.routes.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.path in server.cut:
+                    server.cut.discard(self.path)  # only the first request is cut short
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    s = Server()
+    yield s
+    s.close()
+
+
+def leftovers(folder: Path) -> list[str]:
+    return [p.name for p in folder.iterdir() if ".partial-" in p.name] if folder.exists() else []
+
+
+def test_good_archive_is_downloaded_verified_and_reused(server, dataset_and_spec, tmp_path):
+    root, spec = dataset_and_spec
+    server.routes["/good.zip"] = zip_of(root)
+    target = tmp_path / "datasets" / "tiny"
+    got = fetch_data(target, spec=spec, sources=("github",), url=server.url + "/good.zip", progress=False)
+    assert got == target and data.verify(target, spec).ok
+    assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*.jpg")) == sorted(spec.checksums)
+    assert leftovers(target.parent) == []
+    assert fetch_data(target, spec=spec, sources=("github",), url=server.url + "/good.zip") == target
+    assert server.hits == ["/good.zip"]  # the complete copy was reused, not downloaded again
+
+
+def test_interrupted_download_leaves_nothing_and_the_next_try_starts_clean(server, dataset_and_spec, tmp_path):
+    root, spec = dataset_and_spec
+    server.routes["/flaky.zip"] = zip_of(root)
+    server.cut.add("/flaky.zip")
+    target = tmp_path / "datasets" / "tiny"
+    with pytest.raises(DataNotFoundError) as info:
+        fetch_data(target, spec=spec, sources=("github",), url=server.url + "/flaky.zip", progress=False)
+    message = str(info.value)
+    assert "github" in message and "nothing was kept" in message and "BRAINLAB_DATA" in message
+    assert not target.exists() and leftovers(target.parent) == []
+    downloads = config.cache_dir() / "downloads"
+    assert not (downloads / "tiny-mri.zip").exists()  # no half file under the final name
+    fetch_data(target, spec=spec, sources=("github",), url=server.url + "/flaky.zip", progress=False)
+    assert data.verify(target, spec).ok and server.hits == ["/flaky.zip", "/flaky.zip"]
+
+
+def test_checksum_mismatch_is_refused_and_the_archive_dropped(server, dataset_and_spec, tmp_path):
+    root, spec = dataset_and_spec
+    bad_file = "Testing/no_tumor/img1.jpg"
+    server.routes["/bad.zip"] = zip_of(root, corrupt=bad_file)
+    target = tmp_path / "datasets" / "tiny"
+    with pytest.raises(DataNotFoundError, match="checksum mismatch: " + bad_file):
+        fetch_data(target, spec=spec, sources=("github",), url=server.url + "/bad.zip", progress=False)
+    assert not target.exists() and leftovers(target.parent) == []
+    assert not (config.cache_dir() / "downloads" / "tiny-mri.zip").exists()
+
+
+def test_archive_escaping_its_folder_is_refused(server, dataset_and_spec, tmp_path):
+    root, spec = dataset_and_spec
+    server.routes["/slip.zip"] = zip_of(root, extra={"../../evil.txt": b"gotcha"})
+    target = tmp_path / "a" / "b" / "tiny"
+    with pytest.raises(DataNotFoundError, match="would be written outside"):
+        fetch_data(target, spec=spec, sources=("github",), url=server.url + "/slip.zip", progress=False)
+    assert not list(tmp_path.rglob("evil.txt")) and not target.exists()
+
+
+@pytest.mark.parametrize("entry", ["../evil.txt", "/etc/evil.txt", "ok/../../evil.txt", "C:/evil.txt"])
+def test_safe_extract_checks_every_entry_before_writing(tmp_path, entry):
+    archive = tmp_path / "x.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("fine.txt", b"fine")
+        zf.writestr(entry, b"evil")
+    with pytest.raises(UnsafeArchiveError, match="outside"):
+        safe_extract(archive, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out" / "fine.txt").exists()  # nothing at all was written
+
+
+def test_symlink_entries_are_refused(tmp_path):
+    archive = tmp_path / "link.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        info = zipfile.ZipInfo("link")
+        info.external_attr = (0o120777 << 16)
+        zf.writestr(info, "/etc/passwd")
+    with pytest.raises(UnsafeArchiveError):
+        safe_extract(archive, tmp_path / "out", progress=False)
+
+
+def test_offline_gives_one_clear_message(dataset_and_spec, tmp_path):
+    _, spec = dataset_and_spec
+    with socket.socket() as s:  # a port on which nothing listens: like having no network
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/x.zip"
+    with pytest.raises(DataNotFoundError) as info:
+        fetch_data(tmp_path / "d", spec=spec, sources=("github",), url=dead, progress=False)
+    assert "offline" in str(info.value) and "BRAINLAB_QUICK" in str(info.value)
+    # the same through the command line: a message and exit status 1, never a traceback
+    cmd = [sys.executable, "-m", "brainlab", "fetch-data", "--to", str(tmp_path / "d"), "--source", "github",
+           "--url", dead]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "Could not download the dataset" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_existing_incomplete_folder_is_left_alone(dataset_and_spec, tmp_path):
+    _, spec = dataset_and_spec
+    target = make_dataset(tmp_path / "half", per_class=1, size=16)
+    with pytest.raises(DownloadError, match="not a complete copy"):
+        fetch_data(target, spec=spec, sources=("github",), url="http://127.0.0.1:9/none.zip")
+    assert len(list(target.rglob("*.jpg"))) == 8  # untouched
+
+
+def test_find_dataset_root_looks_one_or_two_levels_down(tmp_path):
+    make_dataset(tmp_path / "x" / "y", per_class=1, size=16)
+    assert find_dataset_root(tmp_path) == tmp_path / "x" / "y"
+    with pytest.raises(DownloadError, match="Training and Testing"):
+        find_dataset_root(tmp_path / "x" / "y" / "Training")

@@ -1,0 +1,57 @@
+"""The two ways to install brainlab name the same dependencies, and Colab's TensorFlow is left alone."""
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[ ;]", requirement.strip(), maxsplit=1)[0].lower()
+
+
+def pyproject():
+    return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+
+
+def conda_requirements() -> list[str]:
+    text = (REPO / "environment.yml").read_text()
+    lines = text[text.index("\ndependencies:"):].splitlines()
+    reqs = [m.group(1) for line in lines if (m := re.match(r"^\s+- (?!pip:)([^#\s].*?)\s*$", line))]
+    return [r for r in reqs if not r.startswith("-e") and _name(r) not in {"python", "pip"}]
+
+
+def test_environment_yml_and_pyproject_name_the_same_dependencies():
+    project = pyproject()
+    from_pyproject = {_name(r) for r in project["dependencies"]}
+    for extra in ("test", "lab"):
+        from_pyproject |= {_name(r) for r in project["optional-dependencies"][extra]}
+    assert {_name(r) for r in conda_requirements()} == from_pyproject
+    assert "-e .[test,lab]" in (REPO / "environment.yml").read_text()
+
+
+def test_tensorflow_is_never_pinned_or_capped():
+    """On Colab TensorFlow is preinstalled: a pin or an upper bound would make pip replace it."""
+    for req in pyproject()["dependencies"] + conda_requirements():
+        if _name(req) in {"tensorflow", "keras"}:
+            assert "<" not in req and "==" not in req, req
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (REPO / "README.md").read_text()
+    commands = re.findall(r"^\s*(python3 tasks\.py \w+.*)$", readme, flags=re.M)
+    assert sorted(set(commands)) == ["python3 tasks.py demo", "python3 tasks.py test"]
+    ci = [line for line in (REPO / ".ci" / "run").read_text().splitlines() if line and not line.startswith(("#", "set", "cd"))]
+    assert ci == ["python3 tasks.py test"]
+
+
+def test_sample_and_checksums_ship_as_package_data():
+    data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["brainlab"]
+    assert any(p.startswith("sample") for p in data) and any(p.startswith("checksums") for p in data)
