@@ -192,3 +192,37 @@ def test_find_dataset_root_looks_one_or_two_levels_down(tmp_path):
     assert find_dataset_root(tmp_path) == tmp_path / "x" / "y"
     with pytest.raises(DownloadError, match="Training and Testing"):
         find_dataset_root(tmp_path / "x" / "y" / "Training")
+
+
+def test_kaggle_copy_is_verified_and_moved_into_place(dataset_and_spec, tmp_path, monkeypatch):
+    """kagglehub hands back a folder in its own cache; brainlab verifies it and copies it into place."""
+    import shutil
+
+    import kagglehub
+
+    root, spec = dataset_and_spec
+    kaggle_cache = tmp_path / "kagglehub" / "datasets" / "versions" / "1"
+    shutil.copytree(root, kaggle_cache / "data")
+    spec = data.DatasetSpec(**{**spec.__dict__, "kaggle_handle": "someone/tiny"})
+    asked = []
+    monkeypatch.setattr(kagglehub, "dataset_download", lambda handle: asked.append(handle) or str(kaggle_cache))
+    target = tmp_path / "datasets" / "tiny"
+    assert fetch_data(target, spec=spec, sources=("kaggle",), progress=False) == target
+    assert asked == ["someone/tiny"] and data.verify(target, spec).ok
+    assert (kaggle_cache / "data" / "Training").is_dir()  # kagglehub's own cache is left as it was
+
+
+def test_failed_source_falls_back_to_the_next(server, dataset_and_spec, tmp_path, monkeypatch):
+    import kagglehub
+
+    root, spec = dataset_and_spec
+    spec = data.DatasetSpec(**{**spec.__dict__, "kaggle_handle": "someone/tiny"})
+
+    def no_kaggle(handle):
+        raise ConnectionError("kaggle.com unreachable")
+
+    monkeypatch.setattr(kagglehub, "dataset_download", no_kaggle)
+    server.routes["/good.zip"] = zip_of(root)
+    target = tmp_path / "datasets" / "tiny"
+    assert fetch_data(target, spec=spec, url=server.url + "/good.zip", progress=False) == target
+    assert data.verify(target, spec).ok and server.hits == ["/good.zip"]
