@@ -322,8 +322,9 @@ def check_image(path) -> str | None:
 class ImageSet:
     """Decoded images of one split, with the labels and the file each came from.
 
-    ``split`` names the protocol and part, e.g. ``"official-test"`` or ``"clean-val"``,
-    so every number computed from this set can say where it came from.
+    ``split`` names the protocol and part, e.g. ``"official-test"``, ``"clean-val"`` or
+    ``"sample-test"`` (the bundled sample), so every number computed from this set can say
+    where it came from.
     """
 
     split: str
@@ -396,8 +397,13 @@ def load_split(split: str = "Training", root=None, image_size: int = 128, channe
         raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
     root = find_data(root)
     found = scan(root, splits=(split,))
-    name = "official-train" if split == "Training" else "official-test"
+    name = f"{_protocol(root)}-{'train' if split == 'Training' else 'test'}"
     return _decode(root, found.files, name, image_size, channels, progress, cache)
+
+
+def _protocol(root) -> str:
+    """``"sample"`` for the bundled sample (its numbers mean little), else ``"official"``."""
+    return "sample" if Path(root).resolve() == sample_dir().resolve() else "official"
 
 
 def load_splits(root=None, image_size: int = 128, channels: int = 3, val_fraction: float = 0.15,
@@ -423,8 +429,9 @@ def load_splits(root=None, image_size: int = 128, channels: int = 3, val_fractio
     positions = np.arange(len(training))
     train_idx, val_idx = train_test_split(positions, test_size=val_fraction, random_state=seed,
                                           stratify=training.labels)
-    return Splits(training.subset(np.sort(train_idx), "official-train"),
-                  training.subset(np.sort(val_idx), "official-val"), testing)
+    protocol = _protocol(root)
+    return Splits(training.subset(np.sort(train_idx), f"{protocol}-train"),
+                  training.subset(np.sort(val_idx), f"{protocol}-val"), testing)
 
 
 def read_manifest(path) -> list[tuple[str, str, str]]:

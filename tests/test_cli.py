@@ -49,5 +49,5 @@ def test_doctor_data_fails_clearly_on_a_bad_folder(capsys, tmp_path):
 def test_module_entry_point_and_sample_command():
     proc = subprocess.run([sys.executable, "-m", "brainlab", "sample"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert re.search(r"official-test\s+10\s+10\s+10\s+10\s+40", proc.stdout)
+    assert re.search(r"sample-test\s+10\s+10\s+10\s+10\s+40", proc.stdout)
     assert "One training batch: images (8, 128, 128, 3) float32" in proc.stdout

@@ -21,7 +21,7 @@ def test_sample_counts_shapes_and_labels():
     assert counts == {"Training": {c: 40 for c in CLASS_NAMES}, "Testing": {c: 10 for c in CLASS_NAMES}}
     test = data.load_split("Testing", root, image_size=128, progress=False)
     assert test.images.shape == (40, 128, 128, 3) and test.images.dtype == np.uint8
-    assert test.split == "official-test"
+    assert test.split == "sample-test"
     for path, label in zip(test.paths, test.labels):  # label order is the paper's: the folder decides
         assert path.split("/")[1] == CLASS_NAMES[label]
     assert test.class_counts() == {c: 10 for c in CLASS_NAMES}
@@ -57,7 +57,7 @@ def test_splits_are_stratified_seeded_and_disjoint():
     assert all(p.startswith("Training/") for p in a.train.paths + a.val.paths)
     assert all(p.startswith("Testing/") for p in a.test.paths)
     assert a.val.class_counts() == {c: 6 for c in CLASS_NAMES}  # 15% of 40 per class, stratified
-    assert (a.train.split, a.val.split, a.test.split) == ("official-train", "official-val", "official-test")
+    assert (a.train.split, a.val.split, a.test.split) == ("sample-train", "sample-val", "sample-test")
 
 
 def test_dataset_order_is_deterministic_and_shuffle_is_seeded():
@@ -76,6 +76,7 @@ def test_dataset_order_is_deterministic_and_shuffle_is_seeded():
 
 
 def test_channels_and_image_size(tiny_dataset):
+    assert data.load_split("Testing", tiny_dataset, image_size=16, progress=False).split == "official-test"
     gray = data.load_split("Training", tiny_dataset, image_size=48, channels=1, progress=False)
     assert gray.images.shape == (12, 48, 48, 1)
     rgb = data.load_split("Training", tiny_dataset, image_size=48, channels=3, progress=False)
