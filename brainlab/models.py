@@ -1,0 +1,411 @@
+"""The models of the course, from a plain convolution block to the paper's ResNet50.
+
+Every model here takes float32 images with pixel values in 0..255 and does its own
+preprocessing inside, so callers never preprocess. Each ends in a softmax over the four
+classes, and each is one flat functional model whose last feature map Grad-CAM can reach
+by name: ``LAST_CONV_LAYER`` ("conv5_block3_out") in the ResNet50 models, ``"block4_relu"``
+(``block{len(filters)}_relu``) in :func:`small_cnn`. ``brainlab.explain.last_conv_layer``
+finds the same layers.
+
+The building blocks are small functions that take a tensor and return a tensor, so a
+notebook can show one block at a time:
+
+- :func:`conv_block`: convolution -> batch normalisation -> ReLU -> max pooling.
+- :func:`residual_block`: two 3x3 convolutions F(X) plus a shortcut, the paper's
+  ``Y = F(X, {W_i}) + X`` (identity) or ``Y = F(X, {W_i}) + W_s X`` (projection).
+- :func:`bottleneck_block`: ResNet50's 1x1 -> 3x3 -> 1x1 version of the same idea.
+
+From those blocks :func:`resnet50` rebuilds ``keras.applications.ResNet50`` layer for layer
+(same names, same weights), :func:`paper_model` is the paper's classifier to the
+parameter, and :func:`improved_model` is a better recipe for the same data.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import keras
+from keras import layers
+
+from brainlab.errors import WeightsNotFoundError
+
+NUM_CLASSES = 4
+BN_EPSILON = 1.001e-5  # the value keras.applications uses, so weights carry over exactly
+
+# The output of ResNet50's last residual block: the usual Grad-CAM target.
+LAST_CONV_LAYER = "conv5_block3_out"
+# In the paper's model only these last four ResNet50 layers are trainable.
+PAPER_TRAINABLE_LAYERS = ("conv5_block3_3_conv", "conv5_block3_3_bn", "conv5_block3_add", "conv5_block3_out")
+# Every ResNet50 layer is named like keras.applications names it: conv1_*, pool1_*, conv2_* ... conv5_*.
+RESNET50_LAYER_PREFIXES = ("conv1_", "pool1_", "conv2_", "conv3_", "conv4_", "conv5_")
+
+# ImageNet weights for ResNet50 without its classifier, as keras.applications downloads them.
+IMAGENET_WEIGHTS_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+IMAGENET_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/" + IMAGENET_WEIGHTS_FILE
+IMAGENET_WEIGHTS_MD5 = "4d473c1dd8becc155b73f8504c6f6626"
+
+
+# --------------------------------------------------------------------------- preprocessing
+@keras.saving.register_keras_serializable(package="brainlab")
+class ResNetPreprocess(layers.Layer):
+    """``keras.applications.resnet50.preprocess_input`` as a layer.
+
+    ResNet50 was trained on ImageNet images in BGR channel order with the ImageNet mean
+    pixel subtracted (no scaling to 0..1). Putting this inside the model means the model
+    takes plain 0..255 images and nobody can forget the step.
+    """
+
+    def call(self, images):
+        return keras.applications.resnet50.preprocess_input(images)
+
+
+def preprocessing_layer(preprocessing: str = "imagenet") -> layers.Layer:
+    """The input step of a ResNet50 model.
+
+    ``"imagenet"`` is what the ImageNet weights expect (:class:`ResNetPreprocess`);
+    ``"rescale"`` divides by 255, as many reproductions of the paper did. The second one
+    feeds the pretrained filters numbers they never saw, which costs accuracy.
+    """
+    if preprocessing == "imagenet":
+        return ResNetPreprocess(name="preprocess")
+    if preprocessing == "rescale":
+        return layers.Rescaling(1.0 / 255, name="preprocess")
+    raise ValueError(f"preprocessing must be 'imagenet' or 'rescale', not {preprocessing!r}")
+
+
+def to_rgb(x):
+    """Repeat a grayscale channel three times so ImageNet models accept it (no parameters)."""
+    if x.shape[-1] == 3:
+        return x
+    if x.shape[-1] != 1:
+        raise ValueError(f"images must have 1 or 3 channels, not {x.shape[-1]}")
+    return layers.Concatenate(name="gray_to_rgb")([x, x, x])
+
+
+def augment(x, flip=True, rotation=0.05, zoom=0.1, contrast=0.1):
+    """Random flips, rotations, zooms and contrast changes.
+
+    Keras preprocessing layers: active when the model trains, identity at inference.
+    Rotation is a fraction of a full turn (0.05 is up to 18 degrees).
+    """
+    if flip:
+        x = layers.RandomFlip("horizontal", name="augment_flip")(x)
+    if rotation:
+        x = layers.RandomRotation(rotation, name="augment_rotate")(x)
+    if zoom:
+        x = layers.RandomZoom(zoom, name="augment_zoom")(x)
+    if contrast:
+        x = layers.RandomContrast(contrast, name="augment_contrast")(x)
+    return x
+
+
+# --------------------------------------------------------------------------- blocks
+def conv_bn(x, filters, kernel_size, strides=1, relu=True, name="conv", padding="valid"):
+    """Convolution -> batch normalisation -> (ReLU), with ResNet's layer names."""
+    x = layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+    if relu:
+        x = layers.Activation("relu", name=f"{name}_relu")(x)
+    return x
+
+
+def conv_block(x, filters, kernel_size=3, pool=True, name="block"):
+    """A plain CNN block: 3x3 convolution -> batch norm -> ReLU -> 2x2 max pooling."""
+    x = layers.Conv2D(filters, kernel_size, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = layers.Activation("relu", name=f"{name}_relu")(x)
+    if pool:
+        x = layers.MaxPooling2D(2, name=f"{name}_pool")(x)
+    return x
+
+
+def _shortcut(x, channels, stride, projection, name):
+    """X itself, or W_s X: a strided 1x1 convolution that matches F(X)'s shape."""
+    if projection is None:
+        projection = stride != 1 or x.shape[-1] != channels
+    if not projection:
+        return x
+    return conv_bn(x, channels, 1, strides=stride, relu=False, name=f"{name}_0")
+
+
+def _add_relu(shortcut, residual, name):
+    x = layers.Add(name=f"{name}_add")([shortcut, residual])
+    return layers.Activation("relu", name=f"{name}_out")(x)
+
+
+def residual_block(x, filters, stride=1, projection=None, name="res"):
+    """Two 3x3 convolutions F(X) plus a shortcut, then ReLU (the block of ResNet-18/34).
+
+    ``Y = F(X, {W_i}) + X`` when the shapes match (identity shortcut, no parameters);
+    ``Y = F(X, {W_i}) + W_s X`` when they don't (a stride or a new channel count), where W_s
+    is a 1x1 convolution. ``projection=None`` picks by shape; True/False forces one.
+    """
+    shortcut = _shortcut(x, filters, stride, projection, name)
+    y = conv_bn(x, filters, 3, strides=stride, padding="same", name=f"{name}_1")
+    y = conv_bn(y, filters, 3, padding="same", relu=False, name=f"{name}_2")
+    return _add_relu(shortcut, y, name)
+
+
+def bottleneck_block(x, filters, stride=1, projection=None, name="block"):
+    """ResNet50's block: 1x1 (reduce to ``filters``) -> 3x3 -> 1x1 (expand to 4*filters).
+
+    The 1x1 convolutions make the 3x3 one cheap. The shortcut rule is the same as in
+    :func:`residual_block`. Names follow keras.applications (``conv2_block1_1_conv``...).
+    """
+    shortcut = _shortcut(x, 4 * filters, stride, projection, name)
+    y = conv_bn(x, filters, 1, strides=stride, name=f"{name}_1")
+    y = conv_bn(y, filters, 3, padding="same", name=f"{name}_2")
+    y = conv_bn(y, 4 * filters, 1, relu=False, name=f"{name}_3")
+    return _add_relu(shortcut, y, name)
+
+
+def resnet_stage(x, filters, blocks, stride, name):
+    """``blocks`` bottleneck blocks; the first one changes the shape (projection shortcut)."""
+    x = bottleneck_block(x, filters, stride=stride, name=f"{name}_block1")
+    for i in range(2, blocks + 1):
+        x = bottleneck_block(x, filters, name=f"{name}_block{i}")
+    return x
+
+
+def resnet50_features(x):
+    """ResNet50's convolutional body applied to ``x``; returns the conv5_block3_out tensor.
+
+    A 7x7 stem, then four stages of 3, 4, 6 and 3 bottleneck blocks: 16 blocks, 50 layers
+    with weights counting the classifier the full network ends with.
+    """
+    x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
+    x = conv_bn(x, 64, 7, strides=2, name="conv1")
+    x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
+    x = layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
+    x = resnet_stage(x, 64, 3, stride=1, name="conv2")
+    x = resnet_stage(x, 128, 4, stride=2, name="conv3")
+    x = resnet_stage(x, 256, 6, stride=2, name="conv4")
+    return resnet_stage(x, 512, 3, stride=2, name="conv5")
+
+
+# --------------------------------------------------------------------------- weights
+def keras_models_dir() -> Path:
+    """Where Keras caches downloaded weights: ``$KERAS_HOME/models`` or ``~/.keras/models``."""
+    home = os.environ.get("KERAS_HOME") or Path.home() / ".keras"
+    return Path(home).expanduser() / "models"
+
+
+def imagenet_weights_cached() -> Path | None:
+    """The cached ImageNet ResNet50 weights file, or None if Keras has not downloaded it yet."""
+    folder = keras_models_dir()
+    if not os.access(folder.parent, os.W_OK):  # Keras then caches in /tmp/.keras instead
+        folder = Path("/tmp/.keras/models")
+    path = folder / IMAGENET_WEIGHTS_FILE
+    return path if path.is_file() and path.stat().st_size > 0 else None
+
+
+def _download_imagenet_weights() -> Path:
+    """Keras's own download and cache, with its MD5 check (a cached file is checked, not fetched again)."""
+    cached = imagenet_weights_cached()
+    target = cached.parent if cached else keras_models_dir()
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        return Path(keras.utils.get_file(IMAGENET_WEIGHTS_FILE, IMAGENET_WEIGHTS_URL, cache_subdir="models",
+                                         file_hash=IMAGENET_WEIGHTS_MD5, cache_dir=str(target.parent)))
+    except Exception as exc:  # no network, a proxy, a corrupt download: all end here
+        # Keras leaves a file that failed its checksum in the cache: remove it, or the next
+        # call would find it and trust it.
+        (target / IMAGENET_WEIGHTS_FILE).unlink(missing_ok=True)
+        raise WeightsNotFoundError(
+            f"Could not download the ImageNet weights for ResNet50 ({IMAGENET_WEIGHTS_FILE}, about 94 MB).\n"
+            f"Reason: {exc}\n"
+            f"To fix it, either:\n"
+            f"  - copy that file into {target}/ (Keras's cache, ~/.keras/models/ unless KERAS_HOME is set)"
+            f" from a machine that has it, or download {IMAGENET_WEIGHTS_URL} there yourself;\n"
+            f"  - pass weights='path/to/{IMAGENET_WEIGHTS_FILE}';\n"
+            f"  - or pass weights=None to start from random weights (much worse on small data)."
+        ) from None
+
+
+def resolve_weights(weights) -> Path | None:
+    """Turn ``weights`` (None, "imagenet" or a file path) into a local file, or fail clearly."""
+    if weights is None:
+        return None
+    if weights == "imagenet":
+        return _download_imagenet_weights()
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise WeightsNotFoundError(
+            f"Weights file {path} does not exist. Pass the path of a ResNet50 weights file without the top "
+            f"(such as {IMAGENET_WEIGHTS_FILE}), weights='imagenet' to download it, or weights=None."
+        )
+    return path
+
+
+def copy_weights_by_name(source: keras.Model, target: keras.Model) -> int:
+    """Copy every layer's weights from ``source`` into the layer of the same name in ``target``.
+
+    Returns how many layers were copied. Works because our layers carry keras.applications' names.
+    """
+    copied = 0
+    for layer in source.layers:
+        if layer.weights:
+            target.get_layer(layer.name).set_weights(layer.get_weights())
+            copied += 1
+    return copied
+
+
+def load_resnet50_weights(model: keras.Model, weights_file: Path | None) -> None:
+    """Load ResNet50 weights (no top) into the ResNet50 layers of ``model``.
+
+    Keras itself reads the file, into a ``keras.applications.ResNet50`` (so every format
+    Keras reads works: the ImageNet .h5 file, or a ``.weights.h5`` you saved); then the
+    weights are copied across by layer name.
+    """
+    if weights_file is None:
+        return
+    shape = tuple(model.get_layer("conv1_pad").input.shape[1:])
+    try:
+        reference = keras.applications.ResNet50(include_top=False, weights=str(weights_file), input_shape=shape)
+    except Exception as exc:
+        raise WeightsNotFoundError(
+            f"Could not read ResNet50 weights from {weights_file}: {exc}\n"
+            f"The file must hold ResNet50 without its top (like {IMAGENET_WEIGHTS_FILE}), "
+            f"for example saved by keras.applications.ResNet50(include_top=False).save_weights('x.weights.h5')."
+        ) from None
+    copy_weights_by_name(reference, model)
+
+
+# --------------------------------------------------------------------------- models
+def _classifier(x, num_classes, name="predictions"):
+    # float32 output even under mixed precision, so the softmax and the loss stay exact.
+    return layers.Dense(num_classes, activation="softmax", dtype="float32", name=name)(x)
+
+
+def resnet50(input_shape=(224, 224, 3), weights=None, include_top=False, pooling=None, classes=1000):
+    """ResNet50 built from :func:`bottleneck_block`, equal to ``keras.applications.ResNet50``.
+
+    Same layers, same names, same order, 23,587,712 parameters without the top. ``weights``:
+    None, "imagenet" or a weights file (no top). No preprocessing inside: like Keras's own,
+    it expects ``keras.applications.resnet50.preprocess_input``-ed images.
+    """
+    if include_top and weights is not None:
+        raise ValueError("brainlab loads ResNet50 weights without the top: use include_top=False with weights")
+    weights_file = resolve_weights(weights)
+    inputs = keras.Input(input_shape)
+    x = resnet50_features(inputs)
+    if include_top:
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        x = layers.Dense(classes, activation="softmax", name="predictions")(x)
+    elif pooling == "avg":
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    elif pooling == "max":
+        x = layers.GlobalMaxPooling2D(name="max_pool")(x)
+    model = keras.Model(inputs, x, name="resnet50")
+    load_resnet50_weights(model, weights_file)
+    return model
+
+
+def resnet50_layers(model: keras.Model) -> list:
+    """The ResNet50 layers inside ``model``, in order (found by their keras.applications names)."""
+    return [layer for layer in model.layers if layer.name.startswith(RESNET50_LAYER_PREFIXES)]
+
+
+def small_cnn(image_size=128, channels=3, filters=(32, 64, 128, 256), dropout=0.3, augment_images=False,
+              num_classes=NUM_CLASSES):
+    """A baseline CNN that trains from scratch on a laptop CPU in minutes.
+
+    Rescale to 0..1, then one :func:`conv_block` per entry of ``filters`` (the last one,
+    ``block{len(filters)}``, without pooling: its ``_relu`` map is Grad-CAM's target),
+    global average pooling, dropout, softmax.
+    About 390k parameters with the default filters.
+    """
+    inputs = keras.Input((image_size, image_size, channels), name="image")
+    x = augment(inputs) if augment_images else inputs
+    x = layers.Rescaling(1.0 / 255, name="rescale")(x)
+    for i, width in enumerate(filters, start=1):
+        x = conv_block(x, width, pool=i < len(filters), name=f"block{i}")
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    return keras.Model(inputs, _classifier(x, num_classes), name="small_cnn")
+
+
+def freeze(model_layers, trainable=False) -> None:
+    """Set ``trainable`` on each layer. A frozen BatchNormalization also runs in inference mode."""
+    for layer in model_layers:
+        layer.trainable = trainable
+
+
+def paper_model(weights="imagenet", image_size=128, channels=3, preprocessing="imagenet", dropout=0.5,
+                num_classes=NUM_CLASSES):
+    """The paper's model, to the parameter: 27,782,660 total, 5,249,668 trainable.
+
+    ``ResNet50(include_top=False, input_shape=(128, 128, 3))`` with all but its last four
+    layers frozen, then Flatten -> Dropout -> Dense(128, relu) -> Dropout -> Dense(4, softmax).
+    ``preprocessing``: "imagenet" (correct, the default) or "rescale" (1/255, as many
+    reproductions did). ``channels=1`` repeats the gray channel inside the model.
+    Note: the trainable conv5_block3_3_bn uses batch statistics while training, as in the paper.
+    """
+    weights_file = resolve_weights(weights)  # fail before the slow build
+    inputs = keras.Input((image_size, image_size, channels), name="image")
+    x = preprocessing_layer(preprocessing)(to_rgb(inputs))
+    x = resnet50_features(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dropout(dropout, name="dropout_1")(x)
+    x = layers.Dense(128, activation="relu", name="dense")(x)
+    x = layers.Dropout(dropout, name="dropout_2")(x)
+    model = keras.Model(inputs, _classifier(x, num_classes), name="paper_resnet50")
+    load_resnet50_weights(model, weights_file)
+    freeze(resnet50_layers(model)[: -len(PAPER_TRAINABLE_LAYERS)])
+    return model
+
+
+def improved_model(weights="imagenet", image_size=128, channels=3, augment_images=True, dropout=0.3,
+                   num_classes=NUM_CLASSES):
+    """A better recipe for the same data, ready for stage 1 of two-stage fine-tuning.
+
+    Correct ImageNet preprocessing, augmentation (active only while training), global
+    average pooling instead of Flatten (2,048 head inputs instead of 32,768), and the whole
+    ResNet50 frozen. Stage 2 (:func:`unfreeze_top`) opens the top block for a low learning
+    rate while every BatchNormalization stays frozen, that is in inference mode.
+
+    Why frozen BN layers rather than ``base(x, training=False)``: in Keras 3 the
+    ``training=True`` that ``fit`` passes overrides a ``training=False`` recorded inside a
+    functional model, while a BatchNormalization with ``trainable=False`` always uses its
+    moving statistics. It also keeps the model flat, so Grad-CAM can reach conv5_block3_out.
+    """
+    weights_file = resolve_weights(weights)
+    inputs = keras.Input((image_size, image_size, channels), name="image")
+    x = to_rgb(inputs)
+    if augment_images:
+        x = augment(x)
+    x = preprocessing_layer("imagenet")(x)
+    x = resnet50_features(x)
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    model = keras.Model(inputs, _classifier(x, num_classes), name="improved_resnet50")
+    load_resnet50_weights(model, weights_file)
+    freeze(resnet50_layers(model))
+    return model
+
+
+def unfreeze_top(model: keras.Model, after: str = "conv4_block6_out") -> list[str]:
+    """Stage 2 of fine-tuning: make the ResNet50 layers after ``after`` trainable.
+
+    BatchNormalization layers stay frozen (inference mode), so a few small batches cannot
+    wreck their ImageNet statistics. Returns the names of the layers made trainable.
+    Recompile the model afterwards (with a low learning rate) for the change to take effect.
+    """
+    base = resnet50_layers(model)
+    names = [layer.name for layer in base]
+    if after not in names:
+        raise ValueError(f"{after!r} is not a ResNet50 layer of {model.name}")
+    opened = []
+    for layer in base[names.index(after) + 1:]:
+        if not isinstance(layer, layers.BatchNormalization):
+            layer.trainable = True
+            opened.append(layer.name)
+    return opened
+
+
+def load_model(path) -> keras.Model:
+    """Load a ``.keras`` file saved by brainlab (its custom preprocessing layer is registered here)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No model file at {path}. Train one first (brainlab.train.fit writes best.keras).")
+    return keras.models.load_model(path)

@@ -1,0 +1,486 @@
+"""Training that survives interruptions and leaves a record: ``fit`` into a run directory.
+
+One call, :func:`fit`, trains a compiled (or default-compiled) Keras model and writes::
+
+    run_dir/
+      config.json    what was run: model, parameter counts, settings, device, versions
+      history.csv    one row per finished epoch (loss, accuracy, val_loss, val_accuracy, seconds)
+      best.keras     the model at its best validation loss
+      last.keras     the model after the last finished epoch
+      metrics.json   best and last epoch, timings, how the run went
+      backup/        only while a run is unfinished: what a restart resumes from
+
+Kill the kernel mid-run and call ``fit`` again with the same run directory: it resumes
+after the last finished epoch (Keras's BackupAndRestore) instead of starting over.
+
+The cached-feature fast path: when every layer below the trainable ones is frozen and
+nothing random happens there (no augmentation, no dropout), their output is the same in
+every epoch. ``fit`` then computes it once (:func:`split_at_trainable`) and trains only the
+trainable top on it. Same model, same numbers, many times faster: for the paper's model
+that is the last ResNet50 layers plus the head.
+"""
+from __future__ import annotations
+
+import csv
+import inspect
+import json
+import math
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from sklearn.utils.class_weight import compute_class_weight
+
+from brainlab import __version__
+from brainlab.config import DEFAULT_SEED, set_seed
+from brainlab.errors import BrainlabError
+from brainlab.models import NUM_CLASSES
+
+BACKUP_DIR = "backup"
+RUN_FILES = ("config.json", "history.csv", "best.keras", "last.keras", "metrics.json")
+
+
+class CannotCacheFeatures(BrainlabError):
+    """The model has no frozen, deterministic part below its trainable layers."""
+
+
+# --------------------------------------------------------------------------- device
+@dataclass(frozen=True)
+class DevicePolicy:
+    """Where and how to train: GPUs found, mixed precision, XLA, distribution strategy."""
+
+    gpus: int
+    mixed_precision: bool
+    xla: bool
+    strategy: tf.distribute.Strategy = field(compare=False, repr=False)
+
+    def __str__(self) -> str:
+        where = f"{self.gpus} GPU{'s' if self.gpus != 1 else ''}" if self.gpus else "CPU only (no GPU found)"
+        spread = (f"{type(self.strategy).__name__} over {self.strategy.num_replicas_in_sync} replicas"
+                  if self.strategy.num_replicas_in_sync > 1 else "one device")
+        precision = "mixed precision (float16 compute, float32 weights)" if self.mixed_precision else "float32"
+        return f"{where}: {precision}, XLA {'on' if self.xla else 'off'}, {spread}"
+
+
+def gpu_count() -> int:
+    return len(tf.config.list_physical_devices("GPU"))
+
+
+def device_policy(mixed_precision: bool | None = None, xla: bool | None = None, apply: bool = True,
+                  verbose: bool = True) -> DevicePolicy:
+    """Decide (and report) how to use this machine; ``None`` means "the best choice here".
+
+    On a GPU, mixed precision and XLA are on: both make convolutions much faster there.
+    On a CPU both are off: float16 is slow on CPUs and XLA compiles for long and gains little.
+    With several GPUs the strategy is a ``MirroredStrategy`` over all of them: build the
+    model inside ``with policy.strategy.scope():`` and ``fit`` uses every GPU.
+    ``apply=True`` sets Keras's global dtype policy, which only affects models built afterwards.
+    """
+    gpus = gpu_count()
+    mixed_precision = gpus > 0 if mixed_precision is None else bool(mixed_precision)
+    xla = gpus > 0 if xla is None else bool(xla)
+    strategy = tf.distribute.MirroredStrategy() if gpus > 1 else tf.distribute.get_strategy()
+    if apply:
+        keras.mixed_precision.set_dtype_policy("mixed_float16" if mixed_precision else "float32")
+    policy = DevicePolicy(gpus, mixed_precision, xla, strategy)
+    if verbose:
+        print(f"[brainlab] {policy}")
+    return policy
+
+
+def compile_model(model: keras.Model, learning_rate: float = 1e-3, xla: bool | None = None) -> keras.Model:
+    """Adam, sparse categorical cross-entropy, accuracy: the paper's training setup.
+
+    ``xla=None`` uses XLA on a GPU only (Keras's own default would also use it on a CPU).
+    Call it again after changing which layers are trainable.
+    """
+    with model.distribute_strategy.scope():
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"], jit_compile=gpu_count() > 0 if xla is None else xla)
+    return model
+
+
+# --------------------------------------------------------------------------- class weights
+def class_weights(labels, num_classes: int = NUM_CLASSES) -> dict[int, float]:
+    """Balanced class weights, n_samples / (n_classes * count), so rare classes count as much.
+
+    Uses scikit-learn's ``compute_class_weight("balanced")``. Classes absent from
+    ``labels`` get weight 1.0 (no sample uses it).
+    """
+    labels = np.asarray(labels).astype(int).ravel()
+    present = np.unique(labels)
+    balanced = compute_class_weight("balanced", classes=present, y=labels)
+    weights = {c: 1.0 for c in range(num_classes)}
+    weights.update({int(c): float(w) for c, w in zip(present, balanced)})
+    return weights
+
+
+def dataset_labels(dataset: tf.data.Dataset) -> np.ndarray:
+    """All labels of a batched ``(images, labels)`` dataset, in one pass."""
+    return np.concatenate([np.asarray(y) for _, y in dataset.as_numpy_iterator()])
+
+
+# --------------------------------------------------------------------------- cached features
+def _inputs_of(layer) -> list:
+    x = layer.input
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def _random_in_training(layer) -> bool:
+    """Whether a layer may give a different output while training (dropout, augmentation...)."""
+    if isinstance(layer, keras.Model):
+        return any(_random_in_training(inner) for inner in layer.layers)
+    if isinstance(layer, keras.layers.BatchNormalization):
+        return layer.trainable  # a frozen BatchNormalization always uses its moving statistics
+    return "training" in inspect.signature(layer.call).parameters
+
+
+def split_at_trainable(model: keras.Model) -> tuple[keras.Model, keras.Model]:
+    """Cut ``model`` into (frozen feature extractor, trainable head) that share its layers.
+
+    The head starts where a layer with trainable weights (or anything after one) reads a
+    frozen tensor; those tensors are the extractor's outputs and the head's inputs. For the
+    paper's model they are ``conv5_block3_2_relu`` (into the trainable conv5_block3_3_conv)
+    and ``conv5_block2_out`` (the shortcut into conv5_block3_add). Training the head trains
+    the model itself: the layers are the same objects.
+    Raises :class:`CannotCacheFeatures` when nothing is frozen, or when a frozen layer is
+    random while training (augmentation, dropout): its output then changes every epoch.
+    """
+    trained: set[int] = set()  # ids of tensors that depend on a trainable weight
+    boundary: dict[int, object] = {}  # frozen tensors read by the trained part
+    frozen_layers = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        inputs = _inputs_of(layer)
+        if layer.trainable_weights or any(id(t) in trained for t in inputs):
+            trained.add(id(layer.output))
+            boundary.update({id(t): t for t in inputs if id(t) not in trained})
+        else:
+            frozen_layers.append(layer)
+    if not trained:
+        raise CannotCacheFeatures(f"{model.name} has no trainable weights")
+    if not frozen_layers:
+        raise CannotCacheFeatures(f"nothing in {model.name} is frozen below its trainable layers")
+    random_layers = [layer.name for layer in frozen_layers if _random_in_training(layer)]
+    if random_layers:
+        raise CannotCacheFeatures(
+            f"frozen layers {random_layers} behave differently while training (augmentation or dropout), "
+            "so their output cannot be computed once for all epochs")
+    features = list(boundary.values())
+    extractor = keras.Model(model.inputs, features, name=f"{model.name}_frozen")
+    head = keras.Model(features, model.outputs, name=f"{model.name}_trainable")
+    return extractor, head
+
+
+def _plan(model, cache_features) -> tuple[tuple | None, str]:
+    """Choose the training path: ((extractor, head) or None, and why)."""
+    if cache_features is False:
+        return None, "cache_features=False"
+    try:
+        with model.distribute_strategy.scope():
+            extractor, head = split_at_trainable(model)
+    except CannotCacheFeatures as exc:
+        if cache_features is True:
+            raise
+        return None, str(exc)
+    if not extractor.weights and cache_features == "auto":
+        return None, "the frozen part has no weights: caching it saves nothing"
+    return (extractor, head), f"{len(extractor.layers) - 1} frozen layers computed once"
+
+
+def _extract(extractor, dataset) -> tuple[list[np.ndarray], np.ndarray, int]:
+    """Run the frozen part over a dataset once: (features per head input, labels, batch size)."""
+    chunks, labels = [], []
+    for images, y in dataset:
+        out = extractor.predict_on_batch(images)
+        chunks.append(out if isinstance(out, (list, tuple)) else [out])
+        labels.append(np.asarray(y))
+    features = [np.concatenate(parts) for parts in zip(*chunks)]
+    return features, np.concatenate(labels), len(labels[0])
+
+
+def _cached_dataset(features, labels, batch_size, shuffle, seed):
+    ds = tf.data.Dataset.from_tensor_slices((tuple(features), labels))
+    if shuffle:
+        ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _compile_like(head, model):
+    """Compile ``head`` as ``model`` is compiled, sharing its optimizer (and so its state)."""
+    config = keras.saving.deserialize_keras_object(model.get_compile_config())
+    config["optimizer"] = model.optimizer
+    with model.distribute_strategy.scope():
+        head.compile(**config)
+
+
+# --------------------------------------------------------------------------- callbacks
+class _FullModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """ModelCheckpoint that saves the full model while only a part of it (the head) trains."""
+
+    def __init__(self, full_model, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.full_model = full_model
+
+    def set_model(self, model):
+        super().set_model(self.full_model)
+
+
+class _EpochTimer(keras.callbacks.Callback):
+    """Adds ``seconds`` (wall time of the epoch, validation included) to each epoch's logs."""
+
+    first_epoch = None  # where this call started: above 0 after a resume
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.first_epoch is None:
+            self.first_epoch = epoch
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["seconds"] = time.perf_counter() - self.start
+
+
+def _read_history(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _write_history(path: Path, rows: list[dict]) -> None:
+    """Keep one row per epoch (the last one written: an epoch re-run after a kill replaces its row)."""
+    by_epoch = {row["epoch"]: row for row in rows}
+    rows = [by_epoch[e] for e in sorted(by_epoch)]
+    if rows:
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+def _best(rows, monitor, mode):
+    rows = [r for r in rows if monitor in r and not math.isnan(r[monitor])]
+    if not rows:
+        return None
+    return (min if mode == "min" else max)(rows, key=lambda r: r[monitor])
+
+
+# --------------------------------------------------------------------------- fit
+@dataclass
+class FitResult:
+    """What :func:`fit` returns: where the run lies and what it measured."""
+
+    run_dir: Path
+    history: dict[str, list[float]]  # every finished epoch, those before a resume too
+    metrics: dict
+    cached_features: bool
+
+    @property
+    def best_model_path(self) -> Path:
+        return self.run_dir / "best.keras"
+
+
+def _param_counts(model) -> dict[str, int]:
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    total = model.count_params()
+    return {"total": total, "trainable": trainable, "non_trainable": total - trainable}
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+def _clone_under(model, strategy):
+    """The same model (weights, trainable flags, compile settings) built inside ``strategy``."""
+    with strategy.scope():
+        twin = keras.models.clone_model(model)
+        twin.set_weights(model.get_weights())
+        if model.compiled:
+            twin.compile_from_config(model.get_compile_config())
+    return twin
+
+
+def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset | None, run_dir, epochs: int, *,
+        class_weight=None, early_stopping_patience: int | None = None, monitor: str = "val_loss",
+        cache_features="auto", shuffle_cached: bool = True, seed: int = DEFAULT_SEED, deterministic: bool = False,
+        strategy: tf.distribute.Strategy | None = None, progress: bool = True, callbacks=()) -> FitResult:
+    """Train ``model`` into ``run_dir`` (see the module docstring for the files), resuming if interrupted.
+
+    - ``train_ds``/``val_ds``: batched ``(float32 images in 0..255, int labels)`` datasets,
+      as ``brainlab.data.ImageSet.dataset()`` makes them.
+    - ``class_weight``: None, "balanced" (from the training labels, :func:`class_weights`) or a dict.
+    - ``early_stopping_patience``: stop after that many epochs without a better ``monitor``
+      and go back to the best weights; None trains all ``epochs``.
+    - ``cache_features``: "auto" (use the fast path when possible), True (insist), False.
+      ``shuffle_cached`` reshuffles the cached features every epoch (seeded); the full path
+      trains on ``train_ds`` exactly as given.
+    - ``seed`` seeds Python, NumPy and Keras; ``deterministic=True`` also makes TensorFlow's
+      ops deterministic (slower; stays on for the rest of the process). Build the model
+      after ``brainlab.config.set_seed`` too: initial weights and dropout seeds come from it.
+    - ``strategy``: a ``tf.distribute`` strategy (e.g. ``device_policy().strategy``) to train
+      on all its devices; the trained weights end up in ``model``.
+    - An uncompiled model is compiled with :func:`compile_model`'s defaults.
+    """
+    if strategy is not None and model.distribute_strategy is not strategy:
+        twin = _clone_under(model, strategy)
+        result = fit(twin, train_ds, val_ds, run_dir, epochs, class_weight=class_weight,
+                     early_stopping_patience=early_stopping_patience, monitor=monitor,
+                     cache_features=cache_features, shuffle_cached=shuffle_cached, seed=seed,
+                     deterministic=deterministic, progress=progress, callbacks=callbacks)
+        model.set_weights(twin.get_weights())
+        return result
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    set_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    if not model.compiled:
+        compile_model(model)
+    if val_ds is None and monitor.startswith("val_"):
+        monitor = monitor[len("val_"):]
+    mode = "max" if "acc" in monitor else "min"
+
+    history_csv, backup_dir = run_dir / "history.csv", run_dir / BACKUP_DIR
+    resuming = backup_dir.is_dir() and any(backup_dir.iterdir())
+    if not resuming:
+        history_csv.unlink(missing_ok=True)  # a fresh run replaces an old one in the same folder
+    earlier_best = _best(_read_history(history_csv), monitor, mode)
+
+    plan, plan_reason = _plan(model, cache_features)
+    trained_model = plan[1] if plan else model
+    cache_seconds = 0.0
+    if plan:
+        started = time.perf_counter()
+        extractor, head = plan
+        train_x, train_y, batch_size = _extract(extractor, train_ds)
+        train_data = _cached_dataset(train_x, train_y, batch_size, shuffle_cached, seed)
+        val_data = None
+        if val_ds is not None:
+            val_x, val_y, _ = _extract(extractor, val_ds)
+            val_data = _cached_dataset(val_x, val_y, batch_size, False, seed)
+        _compile_like(head, model)
+        cache_seconds = time.perf_counter() - started
+    else:
+        train_data, val_data = train_ds, val_ds
+    if isinstance(class_weight, str):
+        if class_weight != "balanced":
+            raise ValueError(f"class_weight must be None, 'balanced' or a dict, not {class_weight!r}")
+        labels = train_y if plan else dataset_labels(train_ds)
+        class_weight = class_weights(labels, num_classes=int(model.outputs[0].shape[-1]))
+
+    _write_json(run_dir / "config.json", {
+        "model": model.name, "parameters": _param_counts(model), "epochs": epochs,
+        "optimizer": model.optimizer.get_config() if model.optimizer else None,
+        "loss": model.get_compile_config().get("loss"), "class_weight": class_weight,
+        "early_stopping_patience": early_stopping_patience, "monitor": monitor, "seed": seed,
+        "deterministic": deterministic, "cached_features": bool(plan), "cached_features_reason": plan_reason,
+        "shuffle_cached": shuffle_cached, "resumed": resuming,
+        "device": {"gpus": gpu_count(), "replicas": model.distribute_strategy.num_replicas_in_sync,
+                   "dtype_policy": keras.config.dtype_policy().name, "jit_compile": model.jit_compile},
+        "versions": {"brainlab": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
+                     "python": platform.python_version()},
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    })
+
+    timer = _EpochTimer()
+    all_callbacks = [
+        timer,
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.CSVLogger(str(history_csv), append=True),
+        _FullModelCheckpoint(model, str(run_dir / "best.keras"), monitor=monitor, mode=mode, save_best_only=True,
+                             initial_value_threshold=earlier_best[monitor] if earlier_best else None),
+        _FullModelCheckpoint(model, str(run_dir / "last.keras")),
+        # Last of the files, so a kill re-runs (never skips) an epoch. Two copies: one may be half-written.
+        keras.callbacks.BackupAndRestore(str(backup_dir), double_checkpoint=True),
+    ]
+    if early_stopping_patience is not None:
+        all_callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode,
+                                                           patience=early_stopping_patience,
+                                                           restore_best_weights=True))
+    if progress:
+        from tqdm.keras import TqdmCallback
+
+        all_callbacks.append(TqdmCallback(epochs=epochs, verbose=1))
+    all_callbacks.extend(callbacks)
+
+    started = time.perf_counter()
+    keras_history = trained_model.fit(train_data, validation_data=val_data, epochs=epochs,
+                                      class_weight=class_weight, callbacks=all_callbacks, verbose=0,
+                                      shuffle=False)  # the order is the dataset's own (or shuffle_cached)
+    train_seconds = time.perf_counter() - started
+
+    rows = _read_history(history_csv)
+    _write_history(history_csv, rows)
+    rows = _read_history(history_csv)
+    this_run = keras_history.history.get("seconds", [])
+    best, last = _best(rows, monitor, mode), (rows[-1] if rows else None)
+    metrics = {
+        "epochs_finished": len(rows), "epochs_requested": epochs,
+        "resumed_from_epoch": timer.first_epoch or 0,
+        "stopped_early": len(rows) < epochs,
+        "best_epoch": best["epoch"] if best else None, "best": best, "last": last,
+        "monitor": monitor, "cached_features": bool(plan),
+        "feature_cache_seconds": cache_seconds, "train_seconds": train_seconds,
+        "seconds_per_epoch": statistics.median(this_run) if this_run else None,
+    }
+    _write_json(run_dir / "metrics.json", metrics)
+    history = {key: [row[key] for row in rows] for key in (rows[0] if rows else {})}
+    return FitResult(run_dir, history, metrics, bool(plan))
+
+
+def _write_json(path: Path, data) -> None:
+    path.write_text(json.dumps(_jsonable(data), indent=2) + "\n")
+
+
+# --------------------------------------------------------------------------- two stages
+def run_finished(run_dir) -> bool:
+    """Whether a :func:`fit` run in ``run_dir`` ran to its end (metrics written, no backup left)."""
+    run_dir = Path(run_dir)
+    return (run_dir / "metrics.json").is_file() and not (run_dir / BACKUP_DIR).exists()
+
+
+def fine_tune_two_stage(model: keras.Model, train_ds, val_ds, run_dir, head_epochs: int = 5,
+                        fine_tune_epochs: int = 10, head_learning_rate: float = 1e-3,
+                        fine_tune_learning_rate: float = 1e-5, unfreeze_after: str = "conv4_block6_out",
+                        **fit_kwargs) -> tuple[FitResult | None, FitResult]:
+    """The improved recipe's training: first the head alone, then the top block gently.
+
+    Stage 1 (``run_dir/1_head``) trains the new head on a frozen ResNet50 at
+    ``head_learning_rate``: a random head would send large, noisy gradients into the
+    pretrained filters. Stage 2 (``run_dir/2_fine_tune``) starts from stage 1's best
+    weights, opens the ResNet50 layers after ``unfreeze_after`` (BatchNorm stays frozen,
+    :func:`brainlab.models.unfreeze_top`) and trains on at ``fine_tune_learning_rate``.
+    A finished stage 1 is not repeated when the call is run again (stage 2 then resumes).
+    ``fit_kwargs`` go to both :func:`fit` calls (class_weight, seed, ...).
+    Returns the two :class:`FitResult` (the first is None when stage 1 was already done).
+    """
+    from brainlab.models import unfreeze_top
+
+    run_dir = Path(run_dir)
+    head_dir, tune_dir = run_dir / "1_head", run_dir / "2_fine_tune"
+    first = None
+    if not run_finished(head_dir):
+        compile_model(model, head_learning_rate)
+        first = fit(model, train_ds, val_ds, head_dir, head_epochs, **fit_kwargs)
+    best = head_dir / "best.keras"
+    model.load_weights(best if best.exists() else head_dir / "last.keras")
+    unfreeze_top(model, after=unfreeze_after)
+    compile_model(model, fine_tune_learning_rate)
+    second = fit(model, train_ds, val_ds, tune_dir, fine_tune_epochs, **fit_kwargs)
+    return first, second
