@@ -1,0 +1,58 @@
+"""`brainlab reproduce` and `brainlab train`: the whole pipeline on the bundled sample."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from brainlab.cli import main
+
+REPORT_FILES = {"metrics.json", "report.md", "curves.png", "confusion.png", "roc.png", "per_class.png"}
+
+
+def _check_outputs(out, recipe, epochs):
+    assert REPORT_FILES <= {p.name for p in out.iterdir()}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["split"] == "sample-test" and metrics["recipe"] == recipe and metrics["epochs"] == epochs
+    assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["seconds"] > 0
+    for name in ("glioma_tumor", "meningioma_tumor", "no_tumor", "pituitary_tumor"):
+        entry = metrics["per_class"][name]
+        assert entry["support"] == 10 and set(entry) >= {"precision", "recall", "f1-score", "auc"}
+    report = (out / "report.md").read_text()
+    assert "sample-test" in report and "Side by side with the paper" in report and "![Confusion matrix]" in report
+    assert "0.510" in report  # the paper's accuracy beside ours
+    return metrics
+
+
+@pytest.mark.slow
+def test_reproduce_quick_writes_every_file(tmp_path, capsys):
+    out = tmp_path / "paper"
+    assert main(["reproduce", "--quick", "--weights", "none", "--out", str(out)]) == 0
+    metrics = _check_outputs(out, "paper", 2)
+    assert metrics["settings"]["preprocessing"] == "rescale" and metrics["settings"]["weights"] == "none"
+    assert {"history.csv", "best.keras", "config.json"} <= {p.name for p in (out / "run").iterdir()}
+    assert "Test accuracy on sample-test" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_train_small_cnn_quick(tmp_path):
+    out = tmp_path / "cnn"
+    assert main(["train", "--recipe", "small-cnn", "--quick", "--epochs", "3", "--out", str(out)]) == 0
+    metrics = _check_outputs(out, "small-cnn", 3)
+    assert metrics["settings"]["image_size"] == 64 and metrics["settings"]["class_weight"] == "balanced"
+
+
+def test_missing_weights_file_stops_with_a_message(tmp_path, capsys):
+    code = main(["reproduce", "--quick", "--weights", str(tmp_path / "nope.h5"), "--out", str(tmp_path / "o")])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "nope.h5 does not exist" in err and "weights=None" in err
+    assert not (tmp_path / "o" / "metrics.json").exists()
+
+
+def test_unknown_recipe_is_refused():
+    from brainlab import experiment
+    from brainlab.errors import BrainlabError
+
+    with pytest.raises(BrainlabError, match="choose one of paper, improved, small-cnn"):
+        experiment.default_settings("vgg")
