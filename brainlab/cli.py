@@ -4,6 +4,10 @@
     brainlab doctor --data DIR    check a dataset folder, file by file
     brainlab fetch-data [--to DIR]  download and verify the dataset ahead of time
     brainlab sample               load the bundled sample and describe it
+    brainlab audit --out DIR      duplicates, leakage and shortcuts in the dataset; a clean split
+    brainlab build-exercises      regenerate exercises/ from solutions/
+    brainlab reproduce --out DIR  the paper's experiment end to end (add --quick for a 1-minute run)
+    brainlab train --recipe R --out DIR   the same for another recipe (paper, improved, small-cnn)
 
 Problems you can fix (a missing folder, no internet) are reported as one message with
 advice, and a non-zero exit status; never as a traceback.
@@ -133,6 +137,32 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_audit(args) -> int:
+    from brainlab import data
+    from brainlab.audit import run_audit
+
+    root = data.find_data(args.data)
+    summary = run_audit(root, args.out, seed=args.seed)
+    print(f"\nAudit of {root} written to {args.out} ({summary.get('seconds', 0):.0f} s).")
+    return 0
+
+
+def cmd_experiment(args) -> int:
+    from brainlab import experiment
+
+    experiment.run(getattr(args, "recipe", "paper"), args.out, data_dir=args.data, manifest=args.manifest,
+                   quick=args.quick or None, epochs=args.epochs, split=args.split, weights=args.weights,
+                   seed=args.seed, preprocessing=args.preprocessing, image_size=args.image_size,
+                   batch_size=args.batch_size)
+    return 0
+
+
+def cmd_build_exercises(args) -> int:
+    from brainlab import exercises
+
+    return exercises.main(args.rest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="brainlab", description="Deep learning on brain MRI, for teaching.")
     parser.add_argument("--version", action="version", version=f"brainlab {__version__}")
@@ -152,6 +182,36 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="load the bundled sample and describe it")
     p.add_argument("--image-size", type=int, default=128)
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("audit", help="find duplicates, cross-split leaks, label conflicts and shortcuts")
+    p.add_argument("--data", metavar="DIR", help="dataset folder (default: as find_data decides)")
+    p.add_argument("--out", metavar="DIR", required=True, help="where to write tables, figures and clean_split.csv")
+    p.add_argument("--seed", type=int, default=config.DEFAULT_SEED, help="seed of the clean split")
+    p.set_defaults(func=cmd_audit)
+
+    for name in ("reproduce", "train"):
+        p = sub.add_parser(name, help="the paper's protocol end to end" if name == "reproduce" else
+                           "train and evaluate a recipe: paper, improved or small-cnn")
+        if name == "train":
+            p.add_argument("--recipe", choices=["paper", "improved", "small-cnn"], required=True)
+        p.add_argument("--out", metavar="DIR", required=True, help="where metrics.json, report.md and figures go")
+        p.add_argument("--data", metavar="DIR", help="dataset folder (default: as find_data decides)")
+        p.add_argument("--quick", action="store_true", help="the bundled sample and 2 epochs: about a minute")
+        p.add_argument("--epochs", type=int)
+        p.add_argument("--split", choices=["official", "clean"], default="official",
+                       help="official Training/Testing, or the leakage-free split made by `brainlab audit`")
+        p.add_argument("--manifest", metavar="CSV", help="a split manifest (path,class,split) to use for --split clean")
+        p.add_argument("--weights", default="imagenet" if name == "reproduce" else None,
+                       help="imagenet, none (random start) or a weights FILE")
+        p.add_argument("--preprocessing", choices=["imagenet", "rescale"], help="input scaling of ResNet50 models")
+        p.add_argument("--image-size", type=int)
+        p.add_argument("--batch-size", type=int)
+        p.add_argument("--seed", type=int)
+        p.set_defaults(func=cmd_experiment)
+
+    p = sub.add_parser("build-exercises", help="regenerate exercises/ from solutions/ (answers removed)")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the generator (see --help)")
+    p.set_defaults(func=cmd_build_exercises)
     return parser
 
 
