@@ -1,0 +1,165 @@
+"""What every course notebook promises, checked without running it (nbval runs them; see pyproject.toml).
+
+Each notebook: a title and an "Open in Colab" badge for its own path, a setup cell that installs
+brainlab only when missing (never TensorFlow), sizes as named settings that quick mode shrinks,
+prose between the code, no outputs committed. Course notebooks also say what you will learn and end
+with a summary and exercises; solution notebooks pair every answer with a check.
+"""
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from brainlab import exercises
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+REPO = Path(__file__).resolve().parents[1]
+COLAB = "https://colab.research.google.com/github/brainlab-course/brainlab/blob/main/"
+BADGE = "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})"
+INSTALL = '%pip install -q "brainlab @ git+https://github.com/brainlab-course/brainlab"'
+CHECK_OUTPUT = "# NBVAL_CHECK_OUTPUT"
+
+COURSE = sorted((REPO / "notebooks").glob("*.ipynb"))
+SOLUTIONS = sorted((REPO / "solutions").glob("*.ipynb"))
+EVERY = COURSE + SOLUTIONS + sorted((REPO / "exercises").glob("*.ipynb"))
+
+
+def relative(path: Path) -> str:
+    return path.relative_to(REPO).as_posix()
+
+
+def read(path: Path):
+    return nbformat.read(path, as_version=4)
+
+
+def code_of(nb) -> str:
+    return "\n".join(cell.source for cell in nb.cells if cell.cell_type == "code")
+
+
+def markdown_of(nb) -> str:
+    return "\n".join(cell.source for cell in nb.cells if cell.cell_type == "markdown")
+
+
+def test_the_course_is_numbered_and_every_notebook_has_exercises():
+    names = [p.name for p in COURSE]
+    assert names[:2] == ["00_setup_and_data.ipynb", "01_cnn_basics.ipynb"]
+    numbers = [name[:2] for name in names]
+    assert all(re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", name) for name in names), names
+    assert len(set(numbers)) == len(numbers), f"two notebooks share a number: {names}"
+    missing = [name for name in names if not (REPO / "solutions" / name).is_file()]
+    assert not missing, f"no solutions/ notebook for {missing}"
+
+
+@pytest.mark.parametrize("path", EVERY, ids=relative)
+def test_title_badge_and_setup_cell(path):
+    nb = read(path)
+    first = nb.cells[0]
+    assert first.cell_type == "markdown" and re.match(r"# \S", first.source), "start with a '# Title' cell"
+    assert BADGE.format(url=COLAB + relative(path)) in first.source, "the Colab badge must point at this notebook"
+    setup = next(cell.source for cell in nb.cells if cell.cell_type == "code")
+    assert setup.startswith("try:\n    import brainlab\nexcept ImportError"), "the setup cell comes first"
+    assert INSTALL in setup
+    assert "tf.__version__" in setup and 'list_physical_devices("GPU")' in setup, "report versions and GPU"
+    installs = [line for line in code_of(nb).splitlines() if re.search(r"[%!]\s*pip\b", line)]
+    assert installs == [f"    {INSTALL}"], f"install brainlab only, and only there: {installs}"
+    assert nb.metadata.kernelspec.name == "python3"
+
+
+@pytest.mark.parametrize("path", EVERY, ids=relative)
+def test_sizes_are_named_settings_that_quick_mode_shrinks(path):
+    settings = re.findall(r"^([A-Z][A-Z0-9_]*) = config\.quick\(", code_of(read(path)), flags=re.M)
+    assert settings, "name the sizes (EPOCHS = config.quick(30, 1), IMAGE_SIZE = ...) at the top"
+
+
+@pytest.mark.parametrize("path", EVERY, ids=relative)
+def test_committed_without_outputs(path):
+    """Outputs only where nbval compares them (`# NBVAL_CHECK_OUTPUT`), and there plain printed text."""
+    nb = read(path)
+    for number, cell in enumerate(nb.cells, start=1):
+        if cell.cell_type != "code":
+            continue
+        if CHECK_OUTPUT in cell.source:
+            assert cell.outputs and cell.execution_count is not None, \
+                f"cell {number}: nbval compares this cell's output, so keep the output of a quick-mode run"
+            assert all(out.output_type == "stream" and out.name == "stdout" for out in cell.outputs), \
+                f"cell {number}: a compared output must be printed text, free of warnings"
+        else:
+            assert not cell.outputs and cell.execution_count is None, \
+                f"cell {number} has outputs: clear them (Edit > Clear Outputs of All Cells) and save"
+    assert "widgets" not in nb.metadata, "saved widget state: clear outputs and save again"
+    for source in (code_of(nb), markdown_of(nb)):
+        assert "/work/" not in source and "shared/datasets" not in source, "no paths of one machine"
+
+
+@pytest.mark.parametrize("path", EVERY, ids=relative)
+def test_prose_comes_between_the_code(path):
+    run = longest = 0
+    for cell in read(path).cells:
+        run = run + 1 if cell.cell_type == "code" else 0
+        longest = max(longest, run)
+    assert longest <= 3, f"{longest} code cells in a row: explain before you compute"
+
+
+def exercise_items(nb) -> list[str]:
+    """The numbered items of the '## Exercises' cell."""
+    cell = next(c for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("## Exercises"))
+    return re.findall(r"^\d+\. \*\*(.+?)\*\*", cell.source, flags=re.M)
+
+
+@pytest.mark.parametrize("path", COURSE, ids=relative)
+def test_course_notebook_teaches_then_sums_up(path):
+    nb = read(path)
+    headings = [line for line in markdown_of(nb).splitlines() if line.startswith("## ")]
+    assert "## What you will learn" in headings[:2]
+    assert headings[-2:] == ["## Summary", "## Exercises"], "end with a summary, then the exercises"
+    items = exercise_items(nb)
+    assert 2 <= len(items) <= 4, items
+    answers = [c for c in read(REPO / "solutions" / path.name).cells if exercises.has_solution(c)]
+    assert len(answers) == len(items), "the exercises listed here and those in solutions/ differ"
+    assert BADGE.format(url=f"{COLAB}exercises/{path.name}") in markdown_of(nb), "link the exercise notebook"
+    assert "%matplotlib inline" in code_of(nb), "brainlab.plots figures show only with the inline backend on"
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=relative)
+def test_every_answer_sits_between_its_question_and_its_check(path):
+    cells = read(path).cells
+    answers = [i for i, cell in enumerate(cells) if exercises.has_solution(cell)]
+    assert 2 <= len(answers) <= 4, f"{len(answers)} exercises"
+    for number, i in enumerate(answers, start=1):
+        question, check = cells[i - 1], cells[i + 1]
+        assert question.cell_type == "markdown" and question.source.startswith(f"### Exercise {number}:")
+        assert exercises.is_check(check), f"exercise {number}: put a '# CHECK' cell right after the answer"
+        assert "assert " in check.source
+        answer = cells[i].source
+        block = answer.split(exercises.BEGIN)[1].split(exercises.END)[0]
+        inside_function = answer.lstrip().startswith("def ")
+        assert inside_function or exercises.defined_names(block), \
+            f"exercise {number}: the answer must define a named result that the check can test"
+
+
+def test_pytest_runs_the_notebooks_with_nbval_in_quick_mode():
+    options = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert {"tests", "notebooks", "solutions"} <= set(options["testpaths"])
+    assert "exercises" not in options["testpaths"] and "exercises" in options["norecursedirs"]
+    addopts = options["addopts"].split()
+    assert "--nbval-lax" in addopts and "--nbval-current-env" in addopts
+    sanitize = REPO / addopts[addopts.index("--nbval-sanitize-with") + 1]
+    from nbval.plugin import get_sanitize_patterns
+
+    patterns = get_sanitize_patterns(sanitize.read_text())
+    noisy = ("I0000 00:00:1795751178.911987   23029 port.cc:153] oneDNN custom operations are on.\n"
+             "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+             "total 27,782,660\n")
+    for regex, replacement in patterns:
+        noisy = re.sub(regex, replacement, noisy)
+    assert "port.cc" not in noisy and "absl" not in noisy and "total 27,782,660" in noisy
+    conftest = (REPO / "tests" / "conftest.py").read_text()
+    assert 'os.environ.setdefault("BRAINLAB_QUICK", "1")' in conftest, "notebook kernels need quick mode"
