@@ -142,8 +142,17 @@ def cmd_audit(args) -> int:
     from brainlab.audit import run_audit
 
     root = data.find_data(args.data)
-    summary = run_audit(root, args.out, seed=args.seed)
-    print(f"\nAudit of {root} written to {args.out} ({summary.get('seconds', 0):.0f} s).")
+    summary = run_audit(root, args.out, seed=args.seed, pixel_hash=args.pixel_hash)
+    totals, groups = summary["totals"], summary["groups"]
+    print(f"\nAudit of {root}: {summary['images']} images in {summary['seconds']:.0f} s")
+    print(f"  images with an exact copy:      {totals['exact']}")
+    print(f"  images with a near-duplicate:   {totals['near']}")
+    print(f"  images in cross-split groups:   {totals['cross_split']} ({groups['cross_split']} groups)")
+    print(f"  images in label conflicts:      {totals['label_conflicts']} ({groups['label_conflict']} groups)")
+    if "shortcut" in summary:
+        size = summary["shortcut"]["size_only"]["official"]
+        print(f"  size-only classifier on Testing: {size['accuracy']:.1%} (commonest class: {size['majority']:.1%})")
+    print(f"Written to {args.out}: summary.md, summary.json, near_duplicates.csv, clean_split.csv, figures.")
     return 0
 
 
@@ -187,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", metavar="DIR", help="dataset folder (default: as find_data decides)")
     p.add_argument("--out", metavar="DIR", required=True, help="where to write tables, figures and clean_split.csv")
     p.add_argument("--seed", type=int, default=config.DEFAULT_SEED, help="seed of the clean split")
+    p.add_argument("--pixel-hash", action="store_true",
+                   help="also compare decoded pixels (finds copies whose bytes differ; decodes every file in full)")
     p.set_defaults(func=cmd_audit)
 
     for name in ("reproduce", "train"):

@@ -4,7 +4,8 @@
     python tools/make_sample.py /path/to/brain-tumor-classification-mri
 
 Picks, per split and class, a seeded random choice of images whose bytes occur only once in
-the whole dataset (so no sample image is a copy of another), shrinks each so its longer side
+the whole dataset (no byte-for-byte copies; re-encoded copies of one scan can still slip in, as
+`brainlab audit` shows: see brainlab/sample/README.md), shrinks each so its longer side
 is 128 px (keeping the aspect ratio, which is itself a property of the data) and saves it as
 a JPEG. Writes the attribution and licence next to the images.
 """
