@@ -6,7 +6,7 @@ One call, :func:`fit`, trains a compiled (or default-compiled) Keras model and w
       config.json    what was run: model, parameter counts, settings, device, versions
       history.csv    one row per finished epoch (loss, accuracy, val_loss, val_accuracy, seconds)
       best.keras     the model at its best validation loss
-      last.keras     the model after the last finished epoch
+      last.keras     the model as training ended (after its last epoch)
       metrics.json   best and last epoch, timings, how the run went
       backup/        only while a run is unfinished: what a restart resumes from
 
@@ -232,6 +232,17 @@ class _FullModelCheckpoint(keras.callbacks.ModelCheckpoint):
         super().set_model(self.full_model)
 
 
+class _SaveAtEnd(keras.callbacks.Callback):
+    """Saves the full model once, when training ends (resuming after a kill uses backup/, not this file)."""
+
+    def __init__(self, full_model, path):
+        super().__init__()
+        self.full_model, self.path = full_model, path
+
+    def on_train_end(self, logs=None):
+        self.full_model.save(self.path)
+
+
 class _EpochTimer(keras.callbacks.Callback):
     """Adds ``seconds`` (wall time of the epoch, validation included) to each epoch's logs."""
 
@@ -251,7 +262,12 @@ def _read_history(path: Path) -> list[dict]:
     if not path.exists():
         return []
     with path.open(newline="") as f:
-        return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
+        return [{k: (int(v) if k == "epoch" else _number(v)) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _number(text: str) -> float:
+    """A history.csv value; Keras's CSVLogger writes "NA" where a metric is missing (no validation data)."""
+    return float("nan") if text in ("NA", "") else float(text)
 
 
 def _write_history(path: Path, rows: list[dict]) -> None:
@@ -405,7 +421,7 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset |
         keras.callbacks.CSVLogger(str(history_csv), append=True),
         _FullModelCheckpoint(model, str(run_dir / "best.keras"), monitor=monitor, mode=mode, save_best_only=True,
                              initial_value_threshold=earlier_best[monitor] if earlier_best else None),
-        _FullModelCheckpoint(model, str(run_dir / "last.keras")),
+        _SaveAtEnd(model, run_dir / "last.keras"),  # not every epoch: a ResNet50 file takes seconds to write
         # Last of the files, so a kill re-runs (never skips) an epoch. Two copies: one may be half-written.
         keras.callbacks.BackupAndRestore(str(backup_dir), double_checkpoint=True),
     ]
@@ -484,3 +500,26 @@ def fine_tune_two_stage(model: keras.Model, train_ds, val_ds, run_dir, head_epoc
     compile_model(model, fine_tune_learning_rate)
     second = fit(model, train_ds, val_ds, tune_dir, fine_tune_epochs, **fit_kwargs)
     return first, second
+
+
+# --------------------------------------------------------------------------- looking inside
+def gradient_norms(model: keras.Model, images, labels) -> dict[str, float]:
+    """How large the loss gradient is at every layer with a kernel (convolutions, dense), input side first.
+
+    One forward and backward pass on one batch, in training mode as :func:`fit` would run it,
+    with the sparse categorical cross-entropy of the model's softmax output. The number per
+    layer is the L2 norm of d(loss)/d(kernel): roughly how far one step of gradient descent
+    would move that layer's weights. Nothing is updated. Frozen layers are left out.
+    ``images`` are float 0..255 as everywhere in brainlab, ``labels`` integer classes.
+    """
+    images = tf.convert_to_tensor(np.asarray(images, dtype=np.float32))
+    labels = tf.convert_to_tensor(np.asarray(labels).astype(np.int32))
+    kernels = [(layer.name, layer.kernel) for layer in model.layers
+               if layer.trainable and getattr(layer, "kernel", None) is not None]
+    if not kernels:
+        raise ValueError(f"{model.name} has no trainable layer with a kernel")
+    with tf.GradientTape() as tape:
+        probabilities = model(images, training=True)
+        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, probabilities))
+    gradients = tape.gradient(loss, [kernel for _, kernel in kernels])
+    return {name: float(tf.norm(gradient)) for (name, _), gradient in zip(kernels, gradients)}

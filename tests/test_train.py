@@ -208,3 +208,13 @@ def test_mirrored_strategy_and_deterministic_mode(tmp_path):
     assert first["weights"] == second["weights"]
     cfg = json.loads((tmp_path / "strategy.json.run0" / "config.json").read_text())
     assert cfg["device"]["replicas"] == 2 and cfg["deterministic"] is True
+
+
+def test_fit_without_validation_data_monitors_the_training_loss(tmp_path):
+    config.set_seed(0)
+    model = models.small_cnn(image_size=32, filters=(8,))
+    result = train.fit(model, synthetic(n=32), None, tmp_path, epochs=2, progress=False)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["monitor"] == "loss" and metrics["epochs_finished"] == 2
+    assert metrics["best_epoch"] == int(np.argmin(result.history["loss"]))
+    assert all(np.isfinite(result.history["loss"]))
