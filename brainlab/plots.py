@@ -364,3 +364,91 @@ def class_balance(sets, class_names=None, title: str = "Images per class") -> Fi
     ax.set_title(", ".join(f"{split}: {total} images" for split, total in totals.items()), fontsize=10)
     fig.suptitle(title)
     return fig
+
+
+# --------------------------------------------------------------------------- one prediction, explained
+
+
+def explained_prediction(image, probabilities, heatmap, class_names=None, true_label=None,
+                         explained=None, alpha: float = 0.4, title: str | None = None) -> Figure:
+    """One image, its Grad-CAM overlay and the model's probability for every class.
+
+    ``probabilities``: the model's output for this image (one value per class).
+    ``heatmap``: a Grad-CAM map of the image's height and width (``brainlab.explain.grad_cam``)
+    for the class ``explained`` (default: the predicted one). With ``true_label`` the true
+    class's bar is outlined and the title says whether the prediction is right.
+    """
+    from brainlab.explain import overlay
+
+    probabilities = np.asarray(probabilities, dtype=float).ravel()
+    names = evaluate.resolve_class_names(class_names, len(probabilities))
+    predicted = int(probabilities.argmax())
+    explained = predicted if explained is None else int(explained)
+
+    fig, axes = _figure(MAX_WIDTH, 3.6, ncols=3, width_ratios=[1, 1, 1.3])
+    picture, heat, bars = axes[0]
+    show_image(picture, image, "image")
+    show_image(heat, overlay(np.asarray(image, dtype=np.float32), heatmap, alpha),
+               f"Grad-CAM for {names[explained]}")
+    colours = [CORRECT_COLOR if k == true_label else "tab:gray" for k in range(len(names))]
+    if true_label is None:
+        colours[predicted] = "tab:blue"
+    rows = np.arange(len(names))
+    drawn = bars.barh(rows, probabilities, color=colours)
+    bars.bar_label(drawn, fmt="%.2f", fontsize=8, padding=2)
+    bars.set_yticks(rows, names)
+    bars.invert_yaxis()
+    bars.set_xlim(0, 1.15)
+    bars.set_xlabel("predicted probability")
+    bars.set_ylabel("class")
+    bars.set_title("green: the true class" if true_label is not None else "the model's answer", fontsize=9)
+    if title is None:
+        truth = "" if true_label is None else f"true: {names[int(true_label)]} | "
+        verdict = "" if true_label is None else (" (right)" if int(true_label) == predicted else " (wrong)")
+        title = f"{truth}predicted: {names[predicted]}, p = {probabilities[predicted]:.2f}{verdict}"
+    fig.suptitle(title)
+    return fig
+
+
+# --------------------------------------------------------------------------- many runs
+
+
+def run_spread(results, value: str = "test accuracy", by: str = "variant", reference: float | None = None,
+               reference_label: str = "the paper", title: str | None = None) -> Figure:
+    """Every run as a dot, and each group's mean with a bar of one standard deviation.
+
+    ``results``: a DataFrame with one row per run (a variant trained with one seed, say),
+    a ``by`` column naming the group and a ``value`` column. Groups are drawn top to bottom
+    in the order they first appear. ``reference`` (e.g. ``paper.TEST_ACCURACY``) draws a
+    dashed line. One run per group is one draw: its spread is unknown, and no bar is drawn.
+    """
+    frame = pd.DataFrame(results)
+    for column in (by, value):
+        if column not in frame:
+            raise ValueError(f"results have no column {column!r}; its columns are {list(frame.columns)}")
+    groups = list(dict.fromkeys(frame[by]))
+    fig, axes = _figure(MAX_WIDTH, 1.2 + 0.45 * len(groups))
+    ax = axes[0, 0]
+    rng = np.random.default_rng(0)
+    for row, group in enumerate(groups):
+        values = frame.loc[frame[by] == group, value].to_numpy(dtype=float)
+        ax.scatter(values, row + rng.uniform(-0.12, 0.12, len(values)), color="tab:gray", s=18, alpha=0.7,
+                   zorder=2, label="one run" if row == 0 else None)
+        spread = values.std(ddof=1) if len(values) > 1 else 0.0
+        ax.errorbar(values.mean(), row, xerr=spread if len(values) > 1 else None, fmt="o", color="tab:blue",
+                    capsize=4, markersize=7, zorder=3, label="mean ± std over runs" if row == 0 else None)
+    if reference is not None:
+        ax.axvline(reference, color="tab:orange", linestyle="--", label=f"{reference_label} ({reference:.2f})")
+    ax.set_yticks(range(len(groups)), groups)
+    ax.invert_yaxis()
+    ax.set_ylim(len(groups) - 0.5, -0.5)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel(value)
+    ax.set_ylabel(by)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    counts = frame.groupby(by, sort=False)[value].size()
+    runs = f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()}-{counts.max()}"
+    plural = "s" if counts.max() > 1 else ""
+    fig.suptitle(title or f"{value[:1].upper() + value[1:]}, {runs} run{plural} per {by}")
+    return fig

@@ -1,10 +1,13 @@
-"""Interactive widgets for seeing what a convolution does.
+"""Interactive widgets: what a convolution does, and what a trained model says about each image.
 
-Each widget is a thin shell around a pure function that you (or a test) can call
-directly: :func:`feature_map` computes exactly what :func:`kernel_playground` shows.
+Each widget is a thin shell around pure functions that you (or a test) can call directly:
+:func:`feature_map` computes exactly what :func:`kernel_playground` shows, and
+:func:`prediction_explorer` draws ``brainlab.plots.explained_prediction`` with a Grad-CAM map
+from ``brainlab.explain.grad_cam``.
 
->>> from brainlab.widgets import kernel_playground
->>> kernel_playground(image)       # last line of a notebook cell: edit the kernel, watch the map
+>>> from brainlab.widgets import kernel_playground, prediction_explorer
+>>> kernel_playground(image)                 # edit a kernel, watch the feature map
+>>> prediction_explorer(model, splits.test)  # step through test images with Grad-CAM
 """
 from __future__ import annotations
 
@@ -59,6 +62,13 @@ def feature_map(image, kernel, relu: bool = False) -> np.ndarray:
     return np.maximum(out, 0) if relu else out
 
 
+def png(fig, dpi: int = 80) -> bytes:
+    """A matplotlib Figure as PNG bytes (what an ``ipywidgets.Image`` shows)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
 def render(image, fmap, title: str = "feature map") -> bytes:
     """The image and its feature map side by side, as PNG bytes (what the playground shows)."""
     from matplotlib.figure import Figure  # no pyplot: nothing piles up, nothing is shown twice
@@ -73,9 +83,7 @@ def render(image, fmap, title: str = "feature map") -> bytes:
         ax.set_xlabel("x (pixels)")
         ax.set_ylabel("y (pixels)")
     fig.colorbar(shown, ax=right, label="response")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80)
-    return buffer.getvalue()
+    return png(fig)
 
 
 class KernelPlayground(widgets.VBox):
@@ -151,3 +159,124 @@ def kernel_playground(image, kernel="edges (Laplacian)", relu: bool = False):
     picture drawn), so the notebook runs the same everywhere.
     """
     return KernelPlayground(image, kernel, relu)
+
+
+# --------------------------------------------------------------------------- predictions, explained
+
+ORDERS = ("file order", "mistakes first", "least confident first")
+PREDICTED = -1  # the Grad-CAM target meaning "whatever class the model predicts"
+
+
+def explore_order(predictions, order: str = "file order") -> np.ndarray:
+    """Positions of the images in the order the explorer steps through them.
+
+    ``"file order"``: the split's order. ``"mistakes first"``: the wrong predictions, the most
+    confident first (as ``evaluate.most_confident_mistakes``), then the right ones in file order.
+    ``"least confident first"``: every image, the model's least sure answers first.
+    """
+    n = len(predictions)
+    if order == "file order":
+        return np.arange(n)
+    if order == "mistakes first":
+        wrong = np.flatnonzero(predictions.y_pred != predictions.y_true)
+        wrong = wrong[np.argsort(-predictions.confidence[wrong], kind="stable")]
+        right = np.flatnonzero(predictions.y_pred == predictions.y_true)
+        return np.concatenate([wrong, right]).astype(int)
+    if order == "least confident first":
+        return np.argsort(predictions.confidence, kind="stable")
+    raise ValueError(f"Unknown order {order!r}; choose one of {', '.join(ORDERS)}.")
+
+
+class PredictionExplorer(widgets.VBox):
+    """Step through the images of a split: the true class, the model's probabilities, Grad-CAM.
+
+    The slider picks an image, ``order`` the order of the images, ``target`` the class Grad-CAM
+    explains (by default the predicted one). After every change ``position`` (the image's
+    index in the split), ``probabilities`` (the model's output for it), ``heatmap`` (the
+    Grad-CAM map), ``caption.value`` and ``figure`` describe what the widget now shows.
+    Heatmaps are computed when first shown and kept.
+    """
+
+    def __init__(self, model, images, predictions=None, order: str = "file order",
+                 layer_name: str | None = None, alpha: float = 0.4):
+        from brainlab import evaluate
+
+        self.model, self.layer_name, self.alpha = model, layer_name, alpha
+        self.images = np.asarray(getattr(images, "images", images))
+        if self.images.ndim != 4 or not len(self.images):
+            raise ValueError(f"Expected a batch of images of shape (N, H, W, C) with N > 0, such as an "
+                             f"ImageSet from brainlab.data; got shape {self.images.shape}.")
+        if predictions is None:
+            if not hasattr(images, "labels"):
+                raise ValueError("Pass predictions=evaluate.predict(model, ...) with plain arrays of images, "
+                                 "or pass an ImageSet (it carries the labels).")
+            predictions = evaluate.predict(model, images)
+        if len(predictions) != len(self.images):
+            raise ValueError(f"{len(predictions)} predictions for {len(self.images)} images: "
+                             "predict on the same images, in the same order.")
+        self.predictions = predictions
+        self.positions = explore_order(predictions, order)  # checks ``order`` too
+        self._heatmaps: dict[tuple[int, int], np.ndarray] = {}
+
+        names = predictions.class_names
+        self.order = widgets.Dropdown(options=list(ORDERS), value=order, description="order")
+        self.target = widgets.Dropdown(options=[("predicted class", PREDICTED)] + [(n, k) for k, n in enumerate(names)],
+                                       value=PREDICTED, description="Grad-CAM for")
+        self.slider = widgets.IntSlider(min=0, max=len(predictions) - 1, value=0, description="image",
+                                        continuous_update=False)
+        self.caption = widgets.HTML()
+        self.picture = widgets.Image(format="png")
+        super().__init__([widgets.HBox([self.slider, self.order, self.target]), self.caption, self.picture])
+
+        self.order.observe(self._on_order, names="value")
+        self.slider.observe(lambda _: self.update(), names="value")
+        self.target.observe(lambda _: self.update(), names="value")
+        self.update()
+
+    def heatmap_for(self, position: int, class_index: int) -> np.ndarray:
+        """The Grad-CAM map of image ``position`` for ``class_index`` (computed once, then kept)."""
+        from brainlab.explain import grad_cam
+
+        key = (int(position), int(class_index))
+        if key not in self._heatmaps:
+            self._heatmaps[key] = grad_cam(self.model, self.images[position], class_index, self.layer_name)
+        return self._heatmaps[key]
+
+    def update(self) -> None:
+        """Show the image the slider points at."""
+        from brainlab.plots import explained_prediction
+
+        p = self.predictions
+        self.position = int(self.positions[self.slider.value])
+        self.probabilities = p.probabilities[self.position]
+        predicted, true = int(p.y_pred[self.position]), int(p.y_true[self.position])
+        explained = predicted if self.target.value == PREDICTED else int(self.target.value)
+        self.heatmap = self.heatmap_for(self.position, explained)
+        self.figure = explained_prediction(self.images[self.position], self.probabilities, self.heatmap,
+                                           p.class_names, true, explained, self.alpha)
+        self.picture.value = png(self.figure)
+        verdict = "right" if predicted == true else "wrong"
+        self.caption.value = (
+            f"<b>{self.slider.value + 1} of {len(p)}</b> ({p.split}, {self.order.value}): "
+            f"<code>{p.paths[self.position]}</code><br>"
+            f"true: <b>{p.class_names[true]}</b> | predicted: <b>{p.class_names[predicted]}</b> "
+            f"(p = {self.probabilities[predicted]:.2f}, {verdict}) | Grad-CAM for {p.class_names[explained]}")
+
+    def _on_order(self, change) -> None:
+        self.positions = explore_order(self.predictions, change["new"])
+        if self.slider.value == 0:
+            self.update()
+        else:
+            self.slider.value = 0  # observing the slider redraws
+
+
+def prediction_explorer(model, images, predictions=None, order: str = "file order",
+                        layer_name: str | None = None, alpha: float = 0.4):
+    """A widget to step through ``images`` with the true class, the probabilities and Grad-CAM.
+
+    ``images``: an ImageSet from ``brainlab.data`` (or an array of images with ``predictions``).
+    ``predictions``: ``evaluate.predict(model, images)``, computed here when not given.
+    ``order``: one of :data:`ORDERS`, e.g. ``"mistakes first"``. ``layer_name``: the layer
+    Grad-CAM looks at (default: the last feature map). Put the call last in a cell to show it.
+    """
+    return PredictionExplorer(model, images, predictions, order, layer_name, alpha)

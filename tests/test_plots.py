@@ -244,3 +244,69 @@ def test_class_balance_counts_every_split(images):
         assert [b.get_height() for b in test_bars] == [1, 0, 1, 2]
         assert tick_texts(ax.get_legend().get_texts()) == ["official-train", "official-test"]
         assert_fits_a_notebook(fig)
+
+
+# --------------------------------------------------------------------------- one prediction, explained
+
+
+def test_explained_prediction_shows_image_overlay_and_probabilities(images):
+    heatmap = np.zeros((16, 16))
+    heatmap[:8, :8] = 1.0  # evidence top-left
+    probabilities = [0.1, 0.6, 0.2, 0.1]
+    fig = plots.explained_prediction(images[0], probabilities, heatmap, CLASS_NAMES, true_label=0)
+    assert fig._suptitle.get_text() == "true: glioma_tumor | predicted: meningioma_tumor, p = 0.60 (wrong)"
+    picture, overlay, bars = fig.axes
+    assert picture.get_title() == "image"
+    assert overlay.get_title() == "Grad-CAM for meningioma_tumor"
+    assert tick_texts(bars.get_yticklabels()) == list(CLASS_NAMES)
+    assert bars.get_xlabel() == "predicted probability" and bars.get_ylabel() == "class"
+    widths = [patch.get_width() for patch in bars.patches]
+    np.testing.assert_allclose(widths, probabilities)
+    green = matplotlib.colors.to_rgba(plots.CORRECT_COLOR)
+    assert [patch.get_facecolor() == green for patch in bars.patches] == [True, False, False, False]
+    shown = overlay.images[0].get_array()
+    assert shown[:8, :8].mean() != shown[8:, 8:].mean()  # the heat is blended in where it lies
+    assert_fits_a_notebook(fig)
+
+
+def test_explained_prediction_for_another_class_and_without_a_label(images):
+    fig = plots.explained_prediction(images[1], [0.7, 0.1, 0.1, 0.1], np.ones((16, 16)), CLASS_NAMES,
+                                     explained=2)
+    assert fig._suptitle.get_text() == "predicted: glioma_tumor, p = 0.70"
+    assert fig.axes[1].get_title() == "Grad-CAM for no_tumor"
+
+
+# --------------------------------------------------------------------------- many runs
+
+
+def test_run_spread_draws_every_run_and_each_groups_mean_and_std():
+    from matplotlib.collections import PathCollection
+
+    results = pd.DataFrame({"variant": ["paper"] * 3 + ["pooling"] * 3 + ["single"],
+                            "seed": [1, 2, 3, 1, 2, 3, 1],
+                            "test accuracy": [0.4, 0.5, 0.6, 0.7, 0.8, 0.75, 0.3]})
+    fig = plots.run_spread(results, reference=0.51)
+    ax = fig.axes[0]
+    assert tick_texts(ax.get_yticklabels()) == ["paper", "pooling", "single"]
+    assert ax.get_xlabel() == "test accuracy" and ax.get_ylabel() == "variant"
+    assert fig._suptitle.get_text() == "Test accuracy, 1-3 runs per variant"
+    assert plots.run_spread(results[:3])._suptitle.get_text() == "Test accuracy, 3 runs per variant"
+    dots = np.concatenate([c.get_offsets() for c in ax.collections if isinstance(c, PathCollection)])
+    assert sorted(dots[:, 0]) == sorted(results["test accuracy"])  # one dot per run, where it belongs
+    for row, variant in enumerate(["paper", "pooling", "single"]):
+        at_row = dots[np.abs(dots[:, 1] - row) < 0.2, 0]
+        assert sorted(at_row) == sorted(results.loc[results.variant == variant, "test accuracy"])
+    means = [line.get_xdata()[0] for line in ax.lines if line.get_marker() == "o"]
+    np.testing.assert_allclose(means, [0.5, 0.75, 0.3])
+    assert any(line.get_linestyle() == "--" and line.get_xdata()[0] == 0.51 for line in ax.lines)
+    bars = [c for c in ax.collections if not isinstance(c, PathCollection)]  # the error bars
+    widths = sorted(float(np.ptp(segment[:, 0])) for bar in bars for segment in bar.get_segments())
+    np.testing.assert_allclose(widths, sorted([2 * 0.1, 2 * results["test accuracy"][3:6].std()]))
+    labels = ax.get_legend_handles_labels()[1]
+    assert "the paper (0.51)" in labels and "mean ± std over runs" in labels
+    assert_fits_a_notebook(fig)
+
+
+def test_run_spread_says_which_column_is_missing():
+    with pytest.raises(ValueError, match="no column 'val accuracy'"):
+        plots.run_spread(pd.DataFrame({"variant": ["a"], "test accuracy": [0.5]}), value="val accuracy")
