@@ -161,5 +161,5 @@ def test_pytest_runs_the_notebooks_with_nbval_in_quick_mode():
     for regex, replacement in patterns:
         noisy = re.sub(regex, replacement, noisy)
     assert "port.cc" not in noisy and "absl" not in noisy and "total 27,782,660" in noisy
-    conftest = (REPO / "tests" / "conftest.py").read_text()
+    conftest = (REPO / "conftest.py").read_text()  # loaded by every pytest run of the repository
     assert 'os.environ.setdefault("BRAINLAB_QUICK", "1")' in conftest, "notebook kernels need quick mode"
