@@ -39,6 +39,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from brainlab import __version__
 from brainlab.config import DEFAULT_SEED, set_seed
 from brainlab.errors import BrainlabError
+from brainlab.evaluate import parameter_counts
 from brainlab.models import NUM_CLASSES
 
 BACKUP_DIR = "backup"
@@ -303,12 +304,6 @@ class FitResult:
         return self.run_dir / "best.keras"
 
 
-def _param_counts(model) -> dict[str, int]:
-    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-    total = model.count_params()
-    return {"total": total, "trainable": trainable, "non_trainable": total - trainable}
-
-
 def _jsonable(value):
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
@@ -401,7 +396,7 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset |
         class_weight = class_weights(labels, num_classes=int(model.outputs[0].shape[-1]))
 
     _write_json(run_dir / "config.json", {
-        "model": model.name, "parameters": _param_counts(model), "epochs": epochs,
+        "model": model.name, "parameters": parameter_counts(model), "epochs": epochs,
         "optimizer": model.optimizer.get_config() if model.optimizer else None,
         "loss": model.get_compile_config().get("loss"), "class_weight": class_weight,
         "early_stopping_patience": early_stopping_patience, "monitor": monitor, "seed": seed,
