@@ -19,7 +19,8 @@ import sys
 from pathlib import Path
 
 CLASSES = ("glioma_tumor", "meningioma_tumor", "no_tumor", "pituitary_tumor")
-HEADER = ("| recipe | split | seeds | accuracy | " + " | ".join(f"recall {c.split('_')[0]}" for c in CLASSES)
+HEADER = ("| recipe | split | seeds | accuracy | "
+          + " | ".join(f"recall {c if c == 'no_tumor' else c.split('_')[0]}" for c in CLASSES)
           + " | macro AUC | minutes per run | command |")
 
 
