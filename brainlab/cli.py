@@ -7,7 +7,7 @@
     brainlab audit --out DIR      duplicates, leakage and shortcuts in the dataset; a clean split
     brainlab build-exercises      regenerate exercises/ from solutions/
     brainlab reproduce --out DIR  the paper's experiment end to end (add --quick for a 1-minute run)
-    brainlab train --recipe R --out DIR   the same for another recipe (paper, improved, small-cnn)
+    brainlab train --recipe R --out DIR   the same for another recipe (paper, improved, small-cnn, residual-cnn)
 
 Problems you can fix (a missing folder, no internet) are reported as one message with
 advice, and a non-zero exit status; never as a traceback.
@@ -20,7 +20,7 @@ import platform
 import sys
 from pathlib import Path
 
-from brainlab import __version__, config
+from brainlab import __version__, config, experiment
 from brainlab.errors import BrainlabError
 
 
@@ -202,9 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name in ("reproduce", "train"):
         p = sub.add_parser(name, help="the paper's protocol end to end" if name == "reproduce" else
-                           "train and evaluate a recipe: paper, improved or small-cnn")
+                           "train and evaluate a recipe: " + ", ".join(experiment.RECIPES))
         if name == "train":
-            p.add_argument("--recipe", choices=["paper", "improved", "small-cnn"], required=True)
+            p.add_argument("--recipe", choices=experiment.RECIPES, required=True)
         p.add_argument("--out", metavar="DIR", required=True, help="where metrics.json, report.md and figures go")
         p.add_argument("--data", metavar="DIR", help="dataset folder (default: as find_data decides)")
         p.add_argument("--quick", action="store_true", help="the bundled sample and 2 epochs: about a minute")

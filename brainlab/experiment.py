@@ -24,7 +24,7 @@ from pathlib import Path
 from brainlab import config
 from brainlab.errors import BrainlabError
 
-RECIPES = ("paper", "improved", "small-cnn")
+RECIPES = ("paper", "improved", "small-cnn", "residual-cnn")
 SPLITS = ("official", "clean")
 
 
@@ -42,6 +42,7 @@ class Settings:
     weights: str = "imagenet"  # "imagenet", "none" (random start) or a weights file
     preprocessing: str = "imagenet"
     class_weight: str | None = None
+    lr_schedule: str = "constant"  # or "cosine": decay to 0 over the run
     seed: int = config.DEFAULT_SEED
     quick: bool = False
 
@@ -57,11 +58,14 @@ def default_settings(recipe: str, quick: bool | None = None, **overrides) -> Set
         "paper": dict(epochs=20, preprocessing="rescale"),
         "improved": dict(epochs=15, class_weight="balanced"),  # 5 head epochs + 10 fine-tuning epochs
         "small-cnn": dict(epochs=20, weights="none", preprocessing="rescale", class_weight="balanced"),
+        # From scratch, grayscale, each scan standardised; cosine decay so the last epochs settle.
+        "residual-cnn": dict(epochs=16, channels=1, weights="none", preprocessing="standardize",
+                             class_weight="balanced", lr_schedule="cosine"),
     }[recipe]
     settings = Settings(recipe=recipe, quick=quick, **base)
     if quick:
         settings.epochs = 2
-        if recipe == "small-cnn":
+        if recipe in ("small-cnn", "residual-cnn"):
             settings.image_size = 64
     for key, value in overrides.items():
         if value is not None:
@@ -80,7 +84,20 @@ def build_model(s: Settings):
                                   preprocessing=s.preprocessing)
     if s.recipe == "improved":
         return models.improved_model(weights=weights, image_size=s.image_size, channels=s.channels)
+    if s.recipe == "residual-cnn":
+        return models.residual_cnn(image_size=s.image_size, channels=s.channels)
     return models.small_cnn(image_size=s.image_size, channels=s.channels, augment_images=True)
+
+
+def learning_rate(s: Settings, steps_per_epoch: int):
+    """``s.learning_rate`` itself, or a cosine decay from it to 0 over ``s.epochs`` epochs."""
+    if s.lr_schedule == "constant":
+        return s.learning_rate
+    if s.lr_schedule == "cosine":
+        import keras
+
+        return keras.optimizers.schedules.CosineDecay(s.learning_rate, decay_steps=max(1, s.epochs * steps_per_epoch))
+    raise BrainlabError(f"Unknown learning-rate schedule {s.lr_schedule!r}: choose constant or cosine.")
 
 
 def load_data(s: Settings, data_dir, out: Path, manifest=None):
@@ -123,7 +140,7 @@ def run(recipe: str = "paper", out="runs/paper", *, data_dir=None, manifest=None
         _, result = train.fine_tune_two_stage(model, train_ds, val_ds, out / "run", head_epochs=head_epochs,
                                               fine_tune_epochs=s.epochs - head_epochs, **fit_args)
     else:
-        train.compile_model(model, s.learning_rate)
+        train.compile_model(model, learning_rate(s, steps_per_epoch=-(-len(splits.train) // s.batch_size)))
         result = train.fit(model, train_ds, val_ds, out / "run", s.epochs, **fit_args)
     best = models.load_model(result.best_model_path)
     predictions = evaluate.predict(best, splits.test)

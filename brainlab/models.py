@@ -100,10 +100,14 @@ def augment(x, flip=True, rotation=0.05, zoom=0.1, contrast=0.1):
 
 
 # --------------------------------------------------------------------------- blocks
-def conv_bn(x, filters, kernel_size, strides=1, relu=True, name="conv", padding="valid"):
-    """Convolution -> batch normalisation -> (ReLU), with ResNet's layer names."""
+def conv_bn(x, filters, kernel_size, strides=1, relu=True, name="conv", padding="valid", bn_momentum=0.99):
+    """Convolution -> batch normalisation -> (ReLU), with ResNet's layer names.
+
+    ``bn_momentum``: 0.99 (Keras's default) for ResNet50; 0.9 for short from-scratch
+    training (see :func:`conv_block`).
+    """
     x = layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+    x = layers.BatchNormalization(momentum=bn_momentum, epsilon=BN_EPSILON, name=f"{name}_bn")(x)
     if relu:
         x = layers.Activation("relu", name=f"{name}_relu")(x)
     return x
@@ -125,13 +129,13 @@ def conv_block(x, filters, kernel_size=3, pool=True, name="block", bn_momentum=0
     return x
 
 
-def _shortcut(x, channels, stride, projection, name):
+def _shortcut(x, channels, stride, projection, name, bn_momentum=0.99):
     """X itself, or W_s X: a strided 1x1 convolution that matches F(X)'s shape."""
     if projection is None:
         projection = stride != 1 or x.shape[-1] != channels
     if not projection:
         return x
-    return conv_bn(x, channels, 1, strides=stride, relu=False, name=f"{name}_0")
+    return conv_bn(x, channels, 1, strides=stride, relu=False, name=f"{name}_0", bn_momentum=bn_momentum)
 
 
 def _add_relu(shortcut, residual, name):
@@ -139,16 +143,16 @@ def _add_relu(shortcut, residual, name):
     return layers.Activation("relu", name=f"{name}_out")(x)
 
 
-def residual_block(x, filters, stride=1, projection=None, name="res"):
+def residual_block(x, filters, stride=1, projection=None, name="res", bn_momentum=0.99):
     """Two 3x3 convolutions F(X) plus a shortcut, then ReLU (the block of ResNet-18/34).
 
     ``Y = F(X, {W_i}) + X`` when the shapes match (identity shortcut, no parameters);
     ``Y = F(X, {W_i}) + W_s X`` when they don't (a stride or a new channel count), where W_s
     is a 1x1 convolution. ``projection=None`` picks by shape; True/False forces one.
     """
-    shortcut = _shortcut(x, filters, stride, projection, name)
-    y = conv_bn(x, filters, 3, strides=stride, padding="same", name=f"{name}_1")
-    y = conv_bn(y, filters, 3, padding="same", relu=False, name=f"{name}_2")
+    shortcut = _shortcut(x, filters, stride, projection, name, bn_momentum)
+    y = conv_bn(x, filters, 3, strides=stride, padding="same", name=f"{name}_1", bn_momentum=bn_momentum)
+    y = conv_bn(y, filters, 3, padding="same", relu=False, name=f"{name}_2", bn_momentum=bn_momentum)
     return _add_relu(shortcut, y, name)
 
 
@@ -329,6 +333,35 @@ def small_cnn(image_size=128, channels=3, filters=(32, 64, 128, 256), dropout=0.
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
     return keras.Model(inputs, _classifier(x, num_classes), name="small_cnn")
+
+
+def residual_cnn(image_size=128, channels=1, widths=(32, 64, 128, 256), blocks_per_stage=2, dropout=0.3,
+                 augment_images=True, num_classes=NUM_CLASSES):
+    """A small ResNet that trains from scratch on a laptop CPU: ResNet-18's layout, an eighth of its width.
+
+    - Per-image standardisation (``standardize``): every scan to mean 0 and standard deviation
+      1, so one scanner's brighter images look like another's. A LayerNormalization over
+      height, width and channels, with no learned scale or shift, does exactly that.
+    - A stem that shrinks the image 4x early (5x5 convolution with stride 2, then 2x2 max
+      pooling), where convolutions would cost the most.
+    - ``len(widths)`` stages of ``blocks_per_stage`` :func:`residual_block` each; every stage
+      after the first halves the map and starts with a projection shortcut. Batch norm
+      momentum 0.9, as in :func:`conv_block`. The last block's output,
+      ``stage{len(widths)}_block{blocks_per_stage}_out``, is Grad-CAM's target.
+    - Global average pooling, dropout, softmax. About 2.8 million parameters by default.
+    """
+    inputs = keras.Input((image_size, image_size, channels), name="image")
+    x = augment(inputs) if augment_images else inputs
+    x = layers.LayerNormalization(axis=(1, 2, 3), center=False, scale=False, name="standardize")(x)
+    x = conv_bn(x, widths[0], 5, strides=2, padding="same", name="stem", bn_momentum=0.9)
+    x = layers.MaxPooling2D(2, name="stem_pool")(x)
+    for stage, width in enumerate(widths, start=1):
+        for block in range(1, blocks_per_stage + 1):
+            stride = 2 if stage > 1 and block == 1 else 1
+            x = residual_block(x, width, stride=stride, name=f"stage{stage}_block{block}", bn_momentum=0.9)
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    return keras.Model(inputs, _classifier(x, num_classes), name="residual_cnn")
 
 
 def freeze(model_layers, trainable=False) -> None:

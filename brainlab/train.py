@@ -97,6 +97,8 @@ def device_policy(mixed_precision: bool | None = None, xla: bool | None = None, 
 def compile_model(model: keras.Model, learning_rate: float = 1e-3, xla: bool | None = None) -> keras.Model:
     """Adam, sparse categorical cross-entropy, accuracy: the paper's training setup.
 
+    ``learning_rate``: a number, or a ``keras.optimizers.schedules`` schedule (changes per step).
+
     ``xla=None`` uses XLA on a GPU only (Keras's own default would also use it on a CPU).
     Call it again after changing which layers are trainable.
     """

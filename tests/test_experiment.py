@@ -42,6 +42,35 @@ def test_train_small_cnn_quick(tmp_path):
     assert metrics["settings"]["image_size"] == 64 and metrics["settings"]["class_weight"] == "balanced"
 
 
+@pytest.mark.slow
+def test_train_residual_cnn_quick(tmp_path):
+    out = tmp_path / "res"
+    assert main(["train", "--recipe", "residual-cnn", "--quick", "--epochs", "1", "--out", str(out)]) == 0
+    metrics = _check_outputs(out, "residual-cnn", 1)
+    assert metrics["settings"]["channels"] == 1 and metrics["settings"]["lr_schedule"] == "cosine"
+    config = json.loads((out / "run" / "config.json").read_text())
+    assert config["model"] == "residual_cnn"
+    schedule = config["optimizer"]["learning_rate"]
+    assert schedule["class_name"] == "CosineDecay"
+    assert schedule["config"]["decay_steps"] == 5  # 1 epoch of 5 batches: 160 sample training images / 32
+
+
+def test_learning_rate_schedules():
+    from brainlab import experiment
+    from brainlab.errors import BrainlabError
+
+    constant = experiment.default_settings("small-cnn", quick=False)
+    assert experiment.learning_rate(constant, steps_per_epoch=10) == 1e-3
+    cosine = experiment.default_settings("residual-cnn", quick=False, epochs=4)
+    schedule = experiment.learning_rate(cosine, steps_per_epoch=10)
+    assert float(schedule(0)) == pytest.approx(1e-3)
+    assert float(schedule(20)) == pytest.approx(0.5e-3)  # half way: cos(pi/2)
+    assert float(schedule(40)) == pytest.approx(0.0, abs=1e-9)
+    cosine.lr_schedule = "step"
+    with pytest.raises(BrainlabError, match="choose constant or cosine"):
+        experiment.learning_rate(cosine, steps_per_epoch=10)
+
+
 def test_missing_weights_file_stops_with_a_message(tmp_path, capsys):
     code = main(["reproduce", "--quick", "--weights", str(tmp_path / "nope.h5"), "--out", str(tmp_path / "o")])
     assert code == 1
@@ -54,5 +83,5 @@ def test_unknown_recipe_is_refused():
     from brainlab import experiment
     from brainlab.errors import BrainlabError
 
-    with pytest.raises(BrainlabError, match="choose one of paper, improved, small-cnn"):
+    with pytest.raises(BrainlabError, match="choose one of paper, improved, small-cnn, residual-cnn"):
         experiment.default_settings("vgg")

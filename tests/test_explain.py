@@ -198,6 +198,14 @@ def test_grad_cam_on_the_small_cnn(models):
     assert_usable_heatmaps(model, image)
 
 
+def test_grad_cam_on_the_residual_cnn(models):
+    keras.utils.set_random_seed(0)
+    model = models.residual_cnn(image_size=32, channels=1, widths=(8, 16), blocks_per_stage=1)
+    assert explain.last_conv_layer(model) == "stage2_block1_out"
+    image = np.random.default_rng(0).uniform(0, 255, (32, 32, 1)).astype(np.float32)
+    assert_usable_heatmaps(model, image)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("builder", ["paper_model", "improved_model"])
 def test_grad_cam_on_the_resnet50_models(models, builder):

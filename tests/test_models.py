@@ -125,6 +125,39 @@ def test_small_cnn_is_small_and_has_its_grad_cam_layer():
     np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-5)
 
 
+def test_residual_cnn_layout():
+    model = models.residual_cnn(image_size=128, channels=1)
+    # stem 5x5/2 + pool: 128 -> 32; stages 2-4 halve it: 32 -> 16 -> 8 -> 4.
+    assert model.get_layer("stem_pool").output.shape == (None, 32, 32, 32)
+    assert model.get_layer("stage1_block2_out").output.shape == (None, 32, 32, 32)
+    assert model.get_layer("stage4_block2_out").output.shape == (None, 4, 4, 256)
+    # Projection shortcuts exactly where the shape changes: the first block of stages 2-4.
+    projections = sorted(layer.name for layer in model.layers if layer.name.endswith("_0_conv"))
+    assert projections == ["stage2_block1_0_conv", "stage3_block1_0_conv", "stage4_block1_0_conv"]
+    assert 2_700_000 < model.count_params() < 2_900_000
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and all(layer.momentum == 0.9 for layer in norms)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 128, 128, 1)).astype("float32")
+    np.testing.assert_allclose(model.predict(x, verbose=0).sum(axis=1), 1, atol=1e-5)
+
+
+def test_residual_cnn_standardizes_each_image():
+    model = models.residual_cnn(image_size=16, channels=1, widths=(4,), blocks_per_stage=1, augment_images=False)
+    standardize = keras.Model(model.input, model.get_layer("standardize").output)
+    rng = np.random.default_rng(1)
+    dark = rng.uniform(0, 60, (1, 16, 16, 1)).astype("float32")
+    x = np.concatenate([dark, 3 * dark + 40])  # the same scan, brighter and with more contrast
+    y = standardize.predict(x, verbose=0)
+    np.testing.assert_allclose(y.mean(axis=(1, 2, 3)), 0, atol=1e-4)
+    np.testing.assert_allclose(y.std(axis=(1, 2, 3)), 1, atol=1e-2)
+    np.testing.assert_allclose(y[0], y[1], atol=1e-2)
+
+
+def test_resnet50_keeps_keras_batch_norm_momentum():
+    model = models.resnet50(input_shape=(32, 32, 3))
+    assert {layer.momentum for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)} == {0.99}
+
+
 def test_resnet_models_expose_the_last_feature_map_by_name():
     for model in (models.paper_model(weights=None, image_size=32),
                   models.improved_model(weights=None, image_size=32)):
