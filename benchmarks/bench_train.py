@@ -8,7 +8,8 @@ What it measures, at 128x128 RGB and batch 32, on synthetic images (speed does n
 what the pixels show):
 
 - ``resnet50_forward``: ResNet50 inference img/s: the machine's reference FLOP rate.
-- ``small_cnn``, ``paper_model`` (weights=None is as fast as ImageNet weights),
+- ``small_cnn``, ``residual_cnn`` (grayscale input, augmentation layers included),
+  ``paper_model`` (weights=None is as fast as ImageNet weights),
   ``full_fine_tuning`` (the paper's model with every layer trainable): training img/s
   (``train_on_batch`` on one fixed batch: no input pipeline in the way).
 - ``naive_fit`` / ``cached_fit``: ``brainlab.train.fit`` of the paper's model for a few epochs,
@@ -40,7 +41,7 @@ import tempfile
 import time
 
 IMAGE_SIZE, BATCH = 128, 32
-ALL = ("baseline", "resnet50_forward", "small_cnn", "paper_model", "full_fine_tuning", "naive_fit", "cached_fit")
+ALL = ("baseline", "resnet50_forward", "small_cnn", "residual_cnn", "paper_model", "full_fine_tuning", "naive_fit", "cached_fit")
 
 
 # --------------------------------------------------------------------------- in the child process
@@ -79,6 +80,7 @@ def _training_speed(model, steps, warmup, train_flops):
 
     train.compile_model(model)
     x, y = _batch()
+    x = x[..., :model.input_shape[-1]]  # grayscale models get one channel
     result = _timed(lambda: model.train_on_batch(x, y), steps, warmup)
     result["train_gflop_per_img"] = train_flops / 1e9
     return result
@@ -101,6 +103,9 @@ def measure(name, args) -> dict:
         return result
     if name == "small_cnn":
         model = models.small_cnn(image_size=IMAGE_SIZE)
+        return _training_speed(model, args.steps * 3, args.warmup, 3 * forward_flops(model))
+    if name == "residual_cnn":
+        model = models.residual_cnn(image_size=IMAGE_SIZE, channels=1)
         return _training_speed(model, args.steps * 3, args.warmup, 3 * forward_flops(model))
     if name == "paper_model":
         model = models.paper_model(weights=None)
