@@ -6,6 +6,7 @@ can call to get the same files::
     out/
       run/ (or run/1_head, run/2_fine_tune)   config.json, history.csv, best.keras, last.keras
       metrics.json      accuracy, split, per-class precision/recall/f1/support/AUC, epochs, seconds
+      predictions.csv   every test image: path, true and predicted class, each class's probability
       report.md         the settings, the classification report, the comparison with the paper, figures
       *.png             training curves, confusion matrix, ROC curves, per-class bars, mistakes
 
@@ -148,6 +149,7 @@ def run(recipe: str = "paper", out="runs/paper", *, data_dir=None, manifest=None
     metrics = evaluate.metrics_dict(predictions, recipe=s.recipe, epochs=s.epochs, seconds=round(seconds, 1),
                                     seed=s.seed, settings=asdict(s), command=command or _command_line())
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    predictions.to_frame().to_csv(out / "predictions.csv", index=False, float_format="%.6g")
     figures = save_figures(out, predictions, result.run_dir / "history.csv", best)
     write_report(out, s, predictions, best, figures, metrics)
     print(f"\nTest accuracy on {predictions.split}: {metrics['accuracy']:.3f} "

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from brainlab.cli import main
 
-REPORT_FILES = {"metrics.json", "report.md", "curves.png", "confusion.png", "roc.png", "per_class.png"}
+REPORT_FILES = {"metrics.json", "predictions.csv", "report.md", "curves.png", "confusion.png", "roc.png", "per_class.png"}
 
 
 def _check_outputs(out, recipe, epochs):
@@ -21,6 +22,10 @@ def _check_outputs(out, recipe, epochs):
     report = (out / "report.md").read_text()
     assert "sample-test" in report and "Side by side with the paper" in report and "![Confusion matrix]" in report
     assert "0.510" in report  # the paper's accuracy beside ours
+    predictions = pd.read_csv(out / "predictions.csv")
+    assert len(predictions) == 40 and predictions["correct"].mean() == pytest.approx(metrics["accuracy"])
+    assert predictions["path"].str.startswith("Testing/").all()
+    assert predictions.filter(like="p(").sum(axis=1).round(4).eq(1).all()
     return metrics
 
 
