@@ -1,0 +1,85 @@
+"""Official-test results split by whether each test image has a copy in Training.
+
+    python tools/copy_breakdown.py runs/audit/files.csv runs/residual-cnn-128-official-seed*
+
+``files.csv`` comes from ``brainlab audit``; its ``cross_split`` column marks the images whose
+exact or near copy sits in the other official split. Each run folder needs the
+``predictions.csv`` that ``brainlab train`` and ``brainlab reproduce`` write. For every run,
+and as mean ± std over the runs, the script prints accuracy and per-class recall on the test
+images that have a copy in Training (a model can get them right by remembering) and on those
+that do not (the model must generalise, often to another source of images).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+CLASSES = ("glioma_tumor", "meningioma_tumor", "no_tumor", "pituitary_tumor")
+
+
+def breakdown(predictions: pd.DataFrame, files: pd.DataFrame) -> dict[str, dict]:
+    """{"copy in Training": {...}, "no copy": {...}}: n, accuracy, recall per class, per part."""
+    copied = files.set_index("path")["cross_split"].astype(str).str.lower() == "true"
+    missing = sorted(set(predictions["path"]) - set(copied.index))
+    if missing:
+        raise ValueError(f"{len(missing)} predicted images are not in the audit (first: {missing[0]}): "
+                         "was it made from the same dataset folder?")
+    predictions = predictions.assign(copied=predictions["path"].map(copied))
+    parts = {}
+    for name, part in (("copy in Training", predictions[predictions.copied]),
+                       ("no copy", predictions[~predictions.copied])):
+        correct = part["true"] == part["predicted"]
+        recall = {c: (correct[part["true"] == c].mean() if (part["true"] == c).any() else None) for c in CLASSES}
+        parts[name] = {"n": len(part), "accuracy": correct.mean() if len(part) else None, "recall": recall,
+                       "per_class_n": {c: int((part["true"] == c).sum()) for c in CLASSES}}
+    return parts
+
+
+def _fmt(values) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "n/a"
+    return f"{values[0]:.3f}" if len(values) == 1 else f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def table(results: dict[str, dict]) -> str:
+    header = ("| run | test images | n | accuracy | " + " | ".join(f"recall {c if c == 'no_tumor' else c.split('_')[0]}" for c in CLASSES) + " |")
+    lines = [header, "|" + "---|" * (4 + len(CLASSES))]
+    for part in ("copy in Training", "no copy"):
+        rows = {run: parts[part] for run, parts in results.items()}
+        for run, r in list(rows.items()) + ([("mean ± std", None)] if len(rows) > 1 else []):
+            chosen = list(rows.values()) if r is None else [r]
+            counts = chosen[0]["per_class_n"]
+            lines.append(f"| {run} | {part} | {chosen[0]['n']} ({', '.join(str(counts[c]) for c in CLASSES)}) | "
+                         f"{_fmt(x['accuracy'] for x in chosen)} | "
+                         + " | ".join(_fmt(x["recall"][c] for x in chosen) for c in CLASSES) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files_csv", help="files.csv written by `brainlab audit`")
+    parser.add_argument("runs", nargs="+", help="run folders with predictions.csv (official split)")
+    args = parser.parse_args(argv)
+    if not Path(args.files_csv).is_file():
+        sys.exit(f"{args.files_csv} does not exist: run `brainlab audit --data DATA --out DIR` and pass DIR/files.csv")
+    files = pd.read_csv(args.files_csv)
+    results = {}
+    for run in args.runs:
+        path = Path(run) / "predictions.csv"
+        if not path.is_file():
+            sys.exit(f"{path} does not exist: is the run in {run} finished, and made by a brainlab that writes it?")
+        try:
+            results[Path(run).name] = breakdown(pd.read_csv(path), files)
+        except ValueError as exc:
+            sys.exit(f"{run}: {exc}")
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
