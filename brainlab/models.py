@@ -337,7 +337,7 @@ def small_cnn(image_size=128, channels=3, filters=(32, 64, 128, 256), dropout=0.
 
 def residual_cnn(image_size=128, channels=1, widths=(32, 64, 128, 256), blocks_per_stage=2, dropout=0.3,
                  augment_images=True, num_classes=NUM_CLASSES):
-    """A small ResNet that trains from scratch on a laptop CPU: ResNet-18's layout, an eighth of its width.
+    """A small ResNet that trains from scratch on a laptop CPU: ResNet-18's layout at half its width.
 
     - Per-image standardisation (``standardize``): every scan to mean 0 and standard deviation
       1, so one scanner's brighter images look like another's. A LayerNormalization over
