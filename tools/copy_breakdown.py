@@ -12,13 +12,13 @@ that do not (the model must generalise, often to another source of images).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-CLASSES = ("glioma_tumor", "meningioma_tumor", "no_tumor", "pituitary_tumor")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_table import CLASSES, mean_std  # noqa: E402  (the same cells as docs/results.md's table)
 
 
 def breakdown(predictions: pd.DataFrame, files: pd.DataFrame) -> dict[str, dict]:
@@ -39,13 +39,6 @@ def breakdown(predictions: pd.DataFrame, files: pd.DataFrame) -> dict[str, dict]
     return parts
 
 
-def _fmt(values) -> str:
-    values = [v for v in values if v is not None]
-    if not values:
-        return "n/a"
-    return f"{values[0]:.3f}" if len(values) == 1 else f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
-
-
 def table(results: dict[str, dict]) -> str:
     header = ("| run | test images | n | accuracy | " + " | ".join(f"recall {c if c == 'no_tumor' else c.split('_')[0]}" for c in CLASSES) + " |")
     lines = [header, "|" + "---|" * (4 + len(CLASSES))]
@@ -55,8 +48,8 @@ def table(results: dict[str, dict]) -> str:
             chosen = list(rows.values()) if r is None else [r]
             counts = chosen[0]["per_class_n"]
             lines.append(f"| {run} | {part} | {chosen[0]['n']} ({', '.join(str(counts[c]) for c in CLASSES)}) | "
-                         f"{_fmt(x['accuracy'] for x in chosen)} | "
-                         + " | ".join(_fmt(x["recall"][c] for x in chosen) for c in CLASSES) + " |")
+                         f"{mean_std(x['accuracy'] for x in chosen)} | "
+                         + " | ".join(mean_std(x["recall"][c] for x in chosen) for c in CLASSES) + " |")
     return "\n".join(lines)
 
 
