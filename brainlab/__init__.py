@@ -14,7 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"config", "data", "audit", "models", "train", "evaluate", "plots", "explain", "widgets", "paper", "cli"}
+_SUBMODULES = {"config", "datasets", "images", "data", "download", "audit", "models", "train", "evaluate", "plots", "explain", "widgets", "paper", "cli"}
 
 
 def __getattr__(name):

@@ -53,18 +53,18 @@ def cmd_doctor(args) -> int:
 
 
 def data_rows() -> list[tuple[str, str]]:
-    from brainlab import data
+    from brainlab import data, datasets
 
     if config.quick_mode():
         return [("Data", f"{data.sample_dir()} (bundled sample, quick mode)")]
     env = config.data_env()
     where = "BRAINLAB_DATA" if env else "brainlab cache"
-    root = env or data.default_location()
+    root = env or datasets.default_location()
     if not root.is_dir():
         return [("Data", f"not found ({'BRAINLAB_DATA=' + str(env) if env else 'not downloaded yet'}): "
                          "run `brainlab fetch-data`, or set BRAINLAB_DATA")]
     try:
-        check = data.verify(root)
+        check = datasets.verify(root)
     except BrainlabError as exc:
         return [("Data", f"{root} (from {where}): NOT USABLE: {str(exc).splitlines()[0]}")]
     n = sum(sum(c.values()) for c in check.counts.values())
@@ -86,13 +86,13 @@ def check_data_folder(root: Path) -> int:
     """`brainlab doctor --data DIR`: layout, counts, and every file that cannot be used."""
     from tqdm.auto import tqdm
 
-    from brainlab import data
+    from brainlab import data, images
 
     found = data.scan(root)  # layout problems raise DataLayoutError with the expected layout
     bad = [(p, reason) for p, reason in found.bad]
     readable: dict[tuple[str, str], int] = {}
     for f in tqdm(found.files, desc="checking images", unit="img", leave=False):
-        reason = data.check_image(f.path)
+        reason = images.check_image(f.path)
         if reason:
             bad.append((f.path, reason))
         else:

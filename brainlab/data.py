@@ -1,18 +1,21 @@
-"""The brain MRI dataset: what it is, where it lives, and how images reach a model.
+"""How images reach a model: find the data, list its files, decode them once, hand out tf.data.
 
 The flow is one way::
 
     folder on disk --scan()--> list of files --load_split()--> ImageSet --.dataset()--> tf.data
 
-- :data:`BRAIN_TUMOR` declares the paper's dataset as data: classes in label order,
-  expected counts, where to download it and the checksum of every file.
 - :func:`find_data` decides which folder to use (argument, ``BRAINLAB_DATA``, cache, download).
-- :func:`scan` checks the folder layout and lists the image files, ignoring hidden clutter.
-- :func:`read_image` decodes one file robustly (any mode, any size, EXIF rotation).
+- :func:`scan` checks the folder layout and lists the image files, ignoring hidden clutter
+  (it belongs to the catalogue, :mod:`brainlab.datasets`, which knows each dataset's layout).
+- :func:`read_image` decodes one file robustly (any mode, any size, EXIF rotation); it lives in
+  :mod:`brainlab.images`, the one place that decodes images.
 - :func:`load_split` / :func:`load_splits` decode every image once into memory (cached on disk
   for next time) and hand out :class:`ImageSet` objects; ``ImageSet.dataset()`` gives the
   ``tf.data.Dataset`` a model trains on. Images stay ``uint8`` until then: a model does its own
   preprocessing, so a loader never has to know which model it feeds.
+
+What a dataset is (its classes, counts, checksums, where to download it) is in
+:mod:`brainlab.datasets`; :data:`CLASS_NAMES` and :data:`SPLITS` here are the default dataset's.
 """
 from __future__ import annotations
 
@@ -26,77 +29,14 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
-from brainlab import config
-from brainlab.errors import BrainlabError, DataLayoutError, DataNotFoundError
+from brainlab import config, datasets
+from brainlab.datasets import CLASS_NAMES, SPLITS, DatasetSpec, ImageFile, Scan, scan
+from brainlab.errors import BrainlabError, DataNotFoundError
+from brainlab.images import UnreadableImageError, read_image
 
-CLASS_NAMES = ("glioma_tumor", "meningioma_tumor", "no_tumor", "pituitary_tumor")
-SPLITS = ("Training", "Testing")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp"}
-# Clutter that operating systems and tools leave in folders; never treated as data.
-IGNORED_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini", "__MACOSX", ".ipynb_checkpoints"}
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """Everything brainlab knows about a dataset before it has seen a single file."""
-
-    name: str
-    title: str
-    class_names: tuple[str, ...]
-    counts: dict[str, dict[str, int]]  # split -> class -> number of files
-    kaggle_handle: str | None = None
-    archive_urls: tuple[str, ...] = ()
-    homepage: str = ""
-    checksum_file: str | None = None  # sha256sum-style list shipped in brainlab/checksums/
-    checksums: dict[str, str] | None = None  # relpath -> sha256, when given directly
-
-    @property
-    def splits(self) -> tuple[str, ...]:
-        return tuple(self.counts)
-
-    def total(self, split: str | None = None) -> int:
-        splits = [split] if split else self.splits
-        return sum(sum(self.counts[s].values()) for s in splits)
-
-    def file_checksums(self) -> dict[str, str]:
-        """``{"Training/glioma_tumor/gg (1).jpg": sha256, ...}`` for every file of the dataset."""
-        if self.checksums is not None:
-            return dict(self.checksums)
-        if not self.checksum_file:
-            return {}
-        text = resources.files("brainlab").joinpath("checksums", self.checksum_file).read_text("utf-8")
-        sums = {}
-        for line in text.splitlines():
-            if line.strip():
-                digest, relpath = line.split("  ", 1)
-                sums[relpath] = digest
-        return sums
-
-
-_GITHUB_COMMIT = "3ea9f4eae54c67e5bddbf6f7a73582967a5f5f79"
-BRAIN_TUMOR = DatasetSpec(
-    name="brain-tumor-classification-mri",
-    title='"Brain Tumor Classification (MRI)", S. Bhuvaji, A. Kadam, P. Bhumkar, S. Dedge, S. Kanchan (2020)',
-    class_names=CLASS_NAMES,
-    counts={
-        "Training": {"glioma_tumor": 826, "meningioma_tumor": 822, "no_tumor": 395, "pituitary_tumor": 827},
-        "Testing": {"glioma_tumor": 100, "meningioma_tumor": 115, "no_tumor": 105, "pituitary_tumor": 74},
-    },
-    kaggle_handle="sartajbhuvaji/brain-tumor-classification-mri",
-    archive_urls=(
-        "https://github.com/SartajBhuvaji/Brain-Tumor-Classification-DataSet/archive/"
-        f"{_GITHUB_COMMIT}.zip",
-    ),
-    homepage="https://www.kaggle.com/datasets/sartajbhuvaji/brain-tumor-classification-mri",
-    checksum_file="brain-tumor-classification-mri.sha256",
-)
-
-EXPECTED_LAYOUT = "\n".join(
-    ["  <data folder>/"]
-    + [line for split in SPLITS for line in [f"    {split}/"] + [f"      {c}/   (image files)" for c in CLASS_NAMES]]
-)
+__all__ = ["CLASS_NAMES", "SPLITS", "ImageFile", "ImageSet", "Scan", "Splits", "find_data", "load_split",
+           "load_splits", "read_image", "read_manifest", "sample_dir", "scan"]
 
 
 # --------------------------------------------------------------------------- finding the data
@@ -107,212 +47,38 @@ def sample_dir() -> Path:
     return Path(str(resources.files("brainlab").joinpath("sample")))
 
 
-def default_location(spec: DatasetSpec = BRAIN_TUMOR) -> Path:
-    """Where :func:`fetch_data` puts the dataset in the per-user cache."""
-    return config.cache_dir() / "datasets" / spec.name
-
-
-def find_data(path=None, *, download: bool = True, spec: DatasetSpec = BRAIN_TUMOR) -> Path:
+def find_data(path=None, *, download: bool = True, spec: DatasetSpec = datasets.BRAIN_TUMOR) -> Path:
     """Return the dataset folder to use, looking in this order:
 
     1. ``path``, when given;
     2. in quick mode (``BRAINLAB_QUICK=1``), the bundled sample;
     3. the folder named by ``BRAINLAB_DATA``;
-    4. the per-user cache (where :func:`fetch_data` puts it);
+    4. the per-user cache (where :func:`brainlab.download.fetch_data` puts it);
     5. a fresh download (only when ``download=True``).
     """
     if path is not None:
-        return _checked(Path(path).expanduser(), "the path you passed")
+        return _checked(Path(path).expanduser(), "the path you passed", spec)
     if config.quick_mode():
         return sample_dir()
     env = config.data_env()
     if env is not None:
-        return _checked(env, "BRAINLAB_DATA")
-    cached = default_location(spec)
+        return _checked(env, "BRAINLAB_DATA", spec)
+    cached = datasets.default_location(spec)
     if cached.is_dir():
         return cached
     if not download:
         raise DataNotFoundError(
-            "The dataset is not on this computer yet.\n" + how_to_get_data(spec)
+            "The dataset is not on this computer yet.\n" + datasets.how_to_get_data(spec)
         )
     from brainlab.download import fetch_data
 
     return fetch_data(spec=spec)
 
 
-def how_to_get_data(spec: DatasetSpec = BRAIN_TUMOR) -> str:
-    return (
-        "What you can do:\n"
-        f"  - download it now:   brainlab fetch-data   (from Kaggle, or GitHub as a fallback)\n"
-        f"  - or download it yourself from {spec.homepage}, unpack it and point brainlab at it:\n"
-        "        export BRAINLAB_DATA=/path/to/folder   (the folder that holds Training/ and Testing/)\n"
-        "  - or work with the small sample shipped with brainlab: set BRAINLAB_QUICK=1,\n"
-        "    or pass root=brainlab.data.sample_dir()."
-    )
-
-
-def _checked(root: Path, where: str) -> Path:
+def _checked(root: Path, where: str, spec: DatasetSpec) -> Path:
     if not root.is_dir():
-        raise DataNotFoundError(f"{root} (from {where}) is not a folder.\n" + how_to_get_data())
+        raise DataNotFoundError(f"{root} (from {where}) is not a folder.\n" + datasets.how_to_get_data(spec))
     return root
-
-
-# --------------------------------------------------------------------------- scanning a folder
-
-
-@dataclass(frozen=True)
-class ImageFile:
-    """One image of the dataset, as found on disk."""
-
-    path: Path
-    relpath: str  # relative to the dataset root, with forward slashes: "Testing/no_tumor/image(1).jpg"
-    split: str
-    class_name: str
-    label: int
-
-
-@dataclass
-class Scan:
-    """What :func:`scan` found: usable-looking files and files it set aside, with the reason."""
-
-    root: Path
-    files: list[ImageFile]
-    bad: list[tuple[Path, str]] = field(default_factory=list)
-
-    def counts(self) -> dict[str, dict[str, int]]:
-        out: dict[str, dict[str, int]] = {}
-        for f in self.files:
-            out.setdefault(f.split, {}).setdefault(f.class_name, 0)
-            out[f.split][f.class_name] += 1
-        return out
-
-
-def is_ignored(name: str) -> bool:
-    """Hidden files and folders and OS clutter (``.DS_Store``, ``__MACOSX``, ...)."""
-    return name.startswith(".") or name in IGNORED_NAMES or name.startswith("._")
-
-
-def _visible_dirs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not is_ignored(p.name))
-
-
-def scan(root, splits=SPLITS, class_names=CLASS_NAMES) -> Scan:
-    """List the image files under ``root/<split>/<class>/``, checking the layout on the way.
-
-    A missing split, a missing, misnamed or empty class folder is a :class:`DataLayoutError`
-    that shows the expected layout. Files without an image suffix are set aside in
-    ``Scan.bad``; whether an image file really decodes is checked when it is loaded.
-    """
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise DataLayoutError(f"{root} is not a folder.\nExpected layout:\n{EXPECTED_LAYOUT}")
-    files: list[ImageFile] = []
-    bad: list[tuple[Path, str]] = []
-    for split in splits:
-        split_dir = root / split
-        if not split_dir.is_dir():
-            raise DataLayoutError(_missing_split_message(root, split))
-        found = {p.name: p for p in _visible_dirs(split_dir)}
-        missing = [c for c in class_names if c not in found]
-        unexpected = [n for n in found if n not in class_names]
-        if missing:
-            hint = f"\nFound instead: {', '.join(unexpected)}" if unexpected else ""
-            raise DataLayoutError(
-                f"{split_dir}: class folder(s) missing: {', '.join(missing)}.{hint}\n"
-                f"Class folders must be named exactly {', '.join(class_names)}.\n"
-                f"Expected layout:\n{EXPECTED_LAYOUT}"
-            )
-        for name in unexpected:
-            bad.append((found[name], "unexpected folder (not one of the class names); ignored"))
-        for label, class_name in enumerate(class_names):
-            class_dir = found[class_name]
-            n_before = len(files)
-            for path in sorted(class_dir.rglob("*")):
-                rel_parts = path.relative_to(class_dir).parts
-                if any(is_ignored(part) for part in rel_parts) or path.is_dir():
-                    continue
-                if path.suffix.lower() not in IMAGE_SUFFIXES:
-                    bad.append((path, f"not an image file (suffix {path.suffix or 'missing'})"))
-                    continue
-                relpath = path.relative_to(root).as_posix()
-                files.append(ImageFile(path, relpath, split, class_name, label))
-            if len(files) == n_before:
-                raise DataLayoutError(
-                    f"{class_dir} holds no image files. Put the {class_name} images of the {split} split there "
-                    f"({', '.join(sorted(IMAGE_SUFFIXES))}).\nExpected layout:\n{EXPECTED_LAYOUT}"
-                )
-    return Scan(root, files, bad)
-
-
-def _missing_split_message(root: Path, split: str) -> str:
-    msg = f"{root}: no '{split}' folder."
-    near = [p.name for p in _visible_dirs(root) if p.name.lower() == split.lower()]
-    if near:
-        msg += f" Found '{near[0]}': rename it to '{split}' (the names are case-sensitive)."
-    else:
-        nested = [p for p in _visible_dirs(root) if (p / split).is_dir()]
-        if nested:
-            msg += f" It is one level down: use {nested[0]} as the data folder."
-    return msg + f"\nExpected layout:\n{EXPECTED_LAYOUT}"
-
-
-# --------------------------------------------------------------------------- reading one image
-
-
-def read_image(path, image_size: int | None = None, channels: int = 3) -> np.ndarray:
-    """Decode one image file to a ``uint8`` array of shape (H, W, channels).
-
-    Works for what people really have: grayscale, RGB, RGBA, palette, CMYK and 16-bit
-    images, PNGs named ``.jpg``, photos with an EXIF rotation. Transparent pixels become
-    black (the MRI background); images with more than 8 bits are stretched to 0..255.
-    With ``image_size``, the image is resized to a square of that side (like
-    ``keras.utils.image_dataset_from_directory``). Raises ``OSError``/``ValueError``
-    for files that are not readable images.
-    """
-    if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3, not {channels}")
-    with Image.open(path) as im:
-        if image_size and im.format == "JPEG":
-            im.draft(None, (image_size, image_size))  # decode a JPEG at 1/2, 1/4, 1/8 scale: much faster
-        im.load()
-        im = ImageOps.exif_transpose(im)
-        im = _to_8bit(im)
-        im = im.convert("L" if channels == 1 else "RGB")
-        if image_size:
-            im = im.resize((image_size, image_size), Image.Resampling.BILINEAR)
-        arr = np.asarray(im, dtype=np.uint8)
-    return arr[..., None] if channels == 1 else arr
-
-
-def _to_8bit(im: Image.Image) -> Image.Image:
-    """Bring any PIL mode to L, RGB or RGBA-flattened-on-black."""
-    if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        arr = np.asarray(im, dtype=np.float32)
-        lo, hi = float(arr.min()), float(arr.max())
-        scaled = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
-        return Image.fromarray(scaled.round().astype(np.uint8), mode="L")
-    if im.mode == "P":
-        im = im.convert("RGBA") if "transparency" in im.info else im.convert("RGB")
-    if im.mode in ("RGBA", "LA", "PA"):
-        im = im.convert("RGBA")
-        background = Image.new("RGBA", im.size, (0, 0, 0, 255))
-        return Image.alpha_composite(background, im).convert("RGB")
-    return im
-
-
-def check_image(path) -> str | None:
-    """``None`` when ``path`` decodes as an image, else a short reason a person can act on."""
-    try:
-        if os.path.getsize(path) == 0:
-            return "empty file (0 bytes)"
-        read_image(path, image_size=8)
-    except UnidentifiedImageError:
-        return "not an image (the file's content is not a known image format)"
-    except Image.DecompressionBombError:
-        return "image too large to decode safely"
-    except (OSError, ValueError, SyntaxError) as exc:
-        return f"cannot decode ({exc})"
-    return None
 
 
 # --------------------------------------------------------------------------- images in memory
@@ -490,13 +256,9 @@ def _decode(root: Path, files: list[ImageFile], name: str, image_size: int, chan
 
     def decode(f: ImageFile):
         try:
-            if f.path.stat().st_size == 0:
-                return None, "empty file (0 bytes)"
             return read_image(f.path, image_size, channels), None
-        except UnidentifiedImageError:
-            return None, "not an image (unknown format)"
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-            return None, f"cannot decode ({exc})"
+        except UnreadableImageError as exc:
+            return None, exc.reason
 
     images = np.zeros((len(files), image_size, image_size, channels), dtype=np.uint8)
     ok = np.zeros(len(files), dtype=bool)
@@ -543,59 +305,3 @@ def _report_skipped(skipped, name: str) -> None:
     if skipped:
         lines = "\n".join(f"  {rel}: {reason}" for rel, reason in skipped)
         print(f"brainlab: skipped {len(skipped)} unreadable file(s) in {name}:\n{lines}", file=sys.stderr)
-
-
-# --------------------------------------------------------------------------- checking a copy
-
-
-@dataclass
-class Verification:
-    """The result of comparing a folder with a :class:`DatasetSpec`."""
-
-    counts: dict[str, dict[str, int]]
-    count_errors: list[str]
-    mismatched: list[str]  # files whose sha256 differs
-    missing: list[str]  # files listed in the checksums but absent
-    extra: list[str]  # image files present but not listed
-
-    @property
-    def ok(self) -> bool:
-        return not (self.count_errors or self.mismatched or self.missing)
-
-    def problems(self, limit: int = 10) -> str:
-        out = list(self.count_errors)
-        for label, items in (("checksum mismatch", self.mismatched), ("missing", self.missing)):
-            out += [f"{label}: {p}" for p in items[:limit]]
-            if len(items) > limit:
-                out.append(f"... and {len(items) - limit} more {label}")
-        return "\n".join(out)
-
-
-def sha256_of(path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def verify(root, spec: DatasetSpec = BRAIN_TUMOR, checksums: bool = True) -> Verification:
-    """Check that ``root`` holds exactly ``spec``'s files: counts per split and class, then checksums."""
-    found = scan(root, spec.splits, spec.class_names)
-    counts = found.counts()
-    count_errors = [
-        f"{split}/{c}: expected {n} images, found {counts.get(split, {}).get(c, 0)}"
-        for split, per_class in spec.counts.items() for c, n in per_class.items()
-        if counts.get(split, {}).get(c, 0) != n
-    ]
-    mismatched, missing, extra = [], [], []
-    expected = spec.file_checksums() if checksums else {}
-    if expected:
-        present = {f.relpath: f.path for f in found.files}
-        for rel, digest in expected.items():
-            if rel not in present:
-                missing.append(rel)
-            elif sha256_of(present[rel]) != digest:
-                mismatched.append(rel)
-        extra = sorted(set(present) - set(expected))
-    return Verification(counts, count_errors, mismatched, missing, extra)

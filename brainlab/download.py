@@ -4,7 +4,7 @@
 dataset (through ``pooch``, which shows a progress bar and never gives a half-downloaded file
 its final name, so an interrupted download simply starts again next time). Whatever the
 source, the files are unpacked into a hidden staging folder next to the target, checked
-against the counts and SHA-256 checksums in :data:`brainlab.data.BRAIN_TUMOR`, and only then
+against the counts and SHA-256 checksums in :data:`brainlab.datasets.BRAIN_TUMOR`, and only then
 renamed to the target folder. A half-written dataset can therefore never be mistaken for a
 good one, and a failed attempt leaves nothing behind.
 """
@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from brainlab import config
-from brainlab.data import BRAIN_TUMOR, DatasetSpec, default_location, how_to_get_data, verify
+from brainlab.datasets import BRAIN_TUMOR, DatasetSpec, default_location, how_to_get_data, verify
 from brainlab.errors import DataNotFoundError, DownloadError, UnsafeArchiveError
 
 SOURCES = ("kaggle", "github")

@@ -1,6 +1,7 @@
 """The downloader, end to end against a real HTTP server on localhost (no internet needed)."""
 from __future__ import annotations
 
+import dataclasses
 import io
 import socket
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from brainlab import config, data
+from brainlab import config, datasets
 from brainlab.download import fetch_data, find_dataset_root, safe_extract
 from brainlab.errors import DataNotFoundError, DownloadError, UnsafeArchiveError
 from conftest import CLASS_NAMES, make_dataset
@@ -22,11 +23,11 @@ from conftest import CLASS_NAMES, make_dataset
 def dataset_and_spec(tmp_path_factory):
     """A small dataset on disk and the spec (counts, checksums) that describes it."""
     root = make_dataset(tmp_path_factory.mktemp("source") / "data", per_class=2, size=32)
-    files = data.scan(root).files
-    spec = data.DatasetSpec(
+    files = datasets.scan(root).files
+    spec = datasets.DatasetSpec(
         name="tiny-mri", title="tiny", class_names=CLASS_NAMES,
-        counts={s: {c: 2 for c in CLASS_NAMES} for s in data.SPLITS},
-        checksums={f.relpath: data.sha256_of(f.path) for f in files},
+        counts={s: {c: 2 for c in CLASS_NAMES} for s in datasets.SPLITS},
+        checksums={f.relpath: datasets.sha256_of(f.path) for f in files},
     )
     return root, spec
 
@@ -99,7 +100,7 @@ def test_good_archive_is_downloaded_verified_and_reused(server, dataset_and_spec
     server.routes["/good.zip"] = zip_of(root)
     target = tmp_path / "datasets" / "tiny"
     got = fetch_data(target, spec=spec, sources=("github",), url=server.url + "/good.zip", progress=False)
-    assert got == target and data.verify(target, spec).ok
+    assert got == target and datasets.verify(target, spec).ok
     assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*.jpg")) == sorted(spec.checksums)
     assert leftovers(target.parent) == []
     assert fetch_data(target, spec=spec, sources=("github",), url=server.url + "/good.zip") == target
@@ -119,7 +120,7 @@ def test_interrupted_download_leaves_nothing_and_the_next_try_starts_clean(serve
     downloads = config.cache_dir() / "downloads"
     assert not (downloads / "tiny-mri.zip").exists()  # no half file under the final name
     fetch_data(target, spec=spec, sources=("github",), url=server.url + "/flaky.zip", progress=False)
-    assert data.verify(target, spec).ok and server.hits == ["/flaky.zip", "/flaky.zip"]
+    assert datasets.verify(target, spec).ok and server.hits == ["/flaky.zip", "/flaky.zip"]
 
 
 def test_checksum_mismatch_is_refused_and_the_archive_dropped(server, dataset_and_spec, tmp_path):
@@ -203,12 +204,12 @@ def test_kaggle_copy_is_verified_and_moved_into_place(dataset_and_spec, tmp_path
     root, spec = dataset_and_spec
     kaggle_cache = tmp_path / "kagglehub" / "datasets" / "versions" / "1"
     shutil.copytree(root, kaggle_cache / "data")
-    spec = data.DatasetSpec(**{**spec.__dict__, "kaggle_handle": "someone/tiny"})
+    spec = dataclasses.replace(spec, kaggle_handle="someone/tiny")
     asked = []
     monkeypatch.setattr(kagglehub, "dataset_download", lambda handle: asked.append(handle) or str(kaggle_cache))
     target = tmp_path / "datasets" / "tiny"
     assert fetch_data(target, spec=spec, sources=("kaggle",), progress=False) == target
-    assert asked == ["someone/tiny"] and data.verify(target, spec).ok
+    assert asked == ["someone/tiny"] and datasets.verify(target, spec).ok
     assert (kaggle_cache / "data" / "Training").is_dir()  # kagglehub's own cache is left as it was
 
 
@@ -216,7 +217,7 @@ def test_failed_source_falls_back_to_the_next(server, dataset_and_spec, tmp_path
     import kagglehub
 
     root, spec = dataset_and_spec
-    spec = data.DatasetSpec(**{**spec.__dict__, "kaggle_handle": "someone/tiny"})
+    spec = dataclasses.replace(spec, kaggle_handle="someone/tiny")
 
     def no_kaggle(handle):
         raise ConnectionError("kaggle.com unreachable")
@@ -225,4 +226,4 @@ def test_failed_source_falls_back_to_the_next(server, dataset_and_spec, tmp_path
     server.routes["/good.zip"] = zip_of(root)
     target = tmp_path / "datasets" / "tiny"
     assert fetch_data(target, spec=spec, url=server.url + "/good.zip", progress=False) == target
-    assert data.verify(target, spec).ok and server.hits == ["/good.zip"]
+    assert datasets.verify(target, spec).ok and server.hits == ["/good.zip"]

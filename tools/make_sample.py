@@ -19,7 +19,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from brainlab.data import CLASS_NAMES, SPLITS, scan, sha256_of
+from brainlab.datasets import CLASS_NAMES, SPLITS, scan, sha256_of
+from brainlab.images import decode
 
 PER_CLASS = {"Training": 40, "Testing": 10}
 SIDE = 128
@@ -38,10 +39,9 @@ def main(root: str) -> None:
             pool = [f for f in files if f.split == split and f.class_name == c and seen[digests[f.relpath]] == 1]
             (OUT / split / c).mkdir(parents=True)
             for f in sorted(rng.sample(pool, PER_CLASS[split]), key=lambda f: f.relpath):
-                with Image.open(f.path) as im:
-                    im = im.convert("L")
-                    im.thumbnail((SIDE, SIDE), Image.Resampling.LANCZOS)
-                    im.save(OUT / split / c / f.path.name, "JPEG", quality=90)
+                im, _ = decode(f.path, "L")  # brainlab's decoder: upright, 8-bit, as the loader sees it
+                im.thumbnail((SIDE, SIDE), Image.Resampling.LANCZOS)
+                im.save(OUT / split / c / f.path.name, "JPEG", quality=90)
     total = sum(p.stat().st_size for p in OUT.rglob("*.jpg"))
     print(f"wrote {sum(PER_CLASS.values()) * len(CLASS_NAMES)} images, {total / 1e6:.2f} MB, to {OUT}")
 

@@ -1,0 +1,308 @@
+"""The catalogue: every dataset brainlab knows, as data, and how its copy on disk is checked.
+
+A dataset is one :class:`DatasetSpec`: its classes in label order (brainlab's class names), the
+folder each class has on disk, its splits and their counts, where to download it (a Kaggle handle,
+archive URLs) and the SHA-256 checksum of every file. :data:`BRAIN_TUMOR`, the paper's dataset, is
+the default everywhere; :data:`CATALOGUE` lists every entry by name. Adding a dataset means adding
+a spec (and its checksum file in ``brainlab/checksums/``), not code.
+
+The rest of this module works from a spec alone, before any image is decoded:
+
+- :func:`scan` checks a folder's layout (``<split>/<class folder>/<images>``), explains what is
+  wrong when it does not match, and lists the image files with their labels;
+- :func:`verify` compares a folder with its spec: counts per split and class, then checksums;
+- :func:`default_location` and :func:`how_to_get_data` say where a copy goes and how to get one.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from brainlab import config
+from brainlab.errors import DataLayoutError
+from brainlab.images import IMAGE_SUFFIXES
+
+__all__ = ["BRAIN_TUMOR", "CATALOGUE", "CLASS_NAMES", "SPLITS", "DatasetSpec", "ImageFile", "Scan",
+           "Verification", "default_location", "expected_layout", "how_to_get_data", "is_ignored", "scan",
+           "sha256_of", "spec_named", "verify"]
+
+CLASS_NAMES = ("glioma_tumor", "meningioma_tumor", "no_tumor", "pituitary_tumor")  # the paper's label order
+SPLITS = ("Training", "Testing")
+# Clutter that operating systems and tools leave in folders; never treated as data.
+IGNORED_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini", "__MACOSX", ".ipynb_checkpoints"}
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Everything brainlab knows about a dataset before it has seen a single file.
+
+    ``class_names`` are brainlab's names, in label order; ``class_folders`` maps a class name to
+    the folder that holds its images on disk, for datasets whose folders are named otherwise
+    (a class left out has a folder of its own name). ``counts`` gives, per split, the number of
+    files of each class (by class name); its keys are the split folders. Checksums are keyed by
+    the files' paths on disk, relative to the dataset folder (``"Testing/notumor/x.jpg"``).
+    """
+
+    name: str
+    title: str
+    class_names: tuple[str, ...]
+    counts: dict[str, dict[str, int]]  # split -> class name -> number of files
+    kaggle_handle: str | None = None
+    archive_urls: tuple[str, ...] = ()
+    homepage: str = ""
+    checksum_file: str | None = None  # sha256sum-style list shipped in brainlab/checksums/
+    checksums: dict[str, str] | None = None  # relpath -> sha256, when given directly
+    class_folders: dict[str, str] = field(default_factory=dict)  # class name -> folder name, where they differ
+
+    def __post_init__(self):
+        unknown = sorted(set(self.class_folders) - set(self.class_names))
+        unknown += sorted({c for per_class in self.counts.values() for c in per_class} - set(self.class_names))
+        if unknown:
+            raise ValueError(f"dataset {self.name!r}: {', '.join(map(repr, unknown))} "
+                             f"{'is not one' if len(unknown) == 1 else 'are not'} of its class names {self.class_names}")
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return tuple(self.counts)
+
+    def folder(self, class_name: str) -> str:
+        """The folder that holds ``class_name``'s images on disk."""
+        return self.class_folders.get(class_name, class_name)
+
+    def total(self, split: str | None = None) -> int:
+        splits = [split] if split else self.splits
+        return sum(sum(self.counts[s].values()) for s in splits)
+
+    def file_checksums(self) -> dict[str, str]:
+        """``{"Training/glioma_tumor/gg (1).jpg": sha256, ...}`` for every file of the dataset."""
+        if self.checksums is not None:
+            return dict(self.checksums)
+        if not self.checksum_file:
+            return {}
+        text = resources.files("brainlab").joinpath("checksums", self.checksum_file).read_text("utf-8")
+        sums = {}
+        for line in text.splitlines():
+            if line.strip():
+                digest, relpath = line.split("  ", 1)
+                sums[relpath] = digest
+        return sums
+
+
+_GITHUB_COMMIT = "3ea9f4eae54c67e5bddbf6f7a73582967a5f5f79"
+BRAIN_TUMOR = DatasetSpec(
+    name="brain-tumor-classification-mri",
+    title='"Brain Tumor Classification (MRI)", S. Bhuvaji, A. Kadam, P. Bhumkar, S. Dedge, S. Kanchan (2020)',
+    class_names=CLASS_NAMES,
+    counts={
+        "Training": {"glioma_tumor": 826, "meningioma_tumor": 822, "no_tumor": 395, "pituitary_tumor": 827},
+        "Testing": {"glioma_tumor": 100, "meningioma_tumor": 115, "no_tumor": 105, "pituitary_tumor": 74},
+    },
+    kaggle_handle="sartajbhuvaji/brain-tumor-classification-mri",
+    archive_urls=(
+        "https://github.com/SartajBhuvaji/Brain-Tumor-Classification-DataSet/archive/"
+        f"{_GITHUB_COMMIT}.zip",
+    ),
+    homepage="https://www.kaggle.com/datasets/sartajbhuvaji/brain-tumor-classification-mri",
+    checksum_file="brain-tumor-classification-mri.sha256",
+)
+
+CATALOGUE: dict[str, DatasetSpec] = {spec.name: spec for spec in (BRAIN_TUMOR,)}
+
+
+def spec_named(name: str) -> DatasetSpec:
+    """The catalogue entry called ``name``."""
+    if name not in CATALOGUE:
+        raise ValueError(f"no dataset called {name!r} in brainlab's catalogue; choose from {', '.join(CATALOGUE)}")
+    return CATALOGUE[name]
+
+
+# --------------------------------------------------------------------------- where a copy lives
+
+
+def default_location(spec: DatasetSpec = BRAIN_TUMOR) -> Path:
+    """Where :func:`brainlab.download.fetch_data` puts the dataset in the per-user cache."""
+    return config.cache_dir() / "datasets" / spec.name
+
+
+def how_to_get_data(spec: DatasetSpec = BRAIN_TUMOR) -> str:
+    """What a person can do to get ``spec``'s dataset, as lines of advice."""
+    holds = " and ".join(f"{s}/" for s in spec.splits)
+    return (
+        "What you can do:\n"
+        f"  - download it now:   brainlab fetch-data   (from Kaggle, or GitHub as a fallback)\n"
+        f"  - or download it yourself from {spec.homepage}, unpack it and point brainlab at it:\n"
+        f"        export BRAINLAB_DATA=/path/to/folder   (the folder that holds {holds})\n"
+        "  - or work with the small sample shipped with brainlab: set BRAINLAB_QUICK=1,\n"
+        "    or pass root=brainlab.data.sample_dir()."
+    )
+
+
+# --------------------------------------------------------------------------- the layout on disk
+
+
+def expected_layout(spec: DatasetSpec = BRAIN_TUMOR, splits=None) -> str:
+    """The folder tree ``spec``'s dataset must have, for error messages."""
+    folders = [spec.folder(c) for c in spec.class_names]
+    return "\n".join(["  <data folder>/"] + [line for split in (splits or spec.splits)
+                                             for line in [f"    {split}/"] + [f"      {f}/   (image files)"
+                                                                              for f in folders]])
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    """One image of the dataset, as found on disk."""
+
+    path: Path
+    relpath: str  # relative to the dataset root, with forward slashes: "Testing/no_tumor/image(1).jpg"
+    split: str
+    class_name: str  # brainlab's class name (the folder may be named otherwise, see DatasetSpec.class_folders)
+    label: int
+
+
+@dataclass
+class Scan:
+    """What :func:`scan` found: usable-looking files and files it set aside, with the reason."""
+
+    root: Path
+    files: list[ImageFile]
+    bad: list[tuple[Path, str]] = field(default_factory=list)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for f in self.files:
+            out.setdefault(f.split, {}).setdefault(f.class_name, 0)
+            out[f.split][f.class_name] += 1
+        return out
+
+
+def is_ignored(name: str) -> bool:
+    """Hidden files and folders and OS clutter (``.DS_Store``, ``__MACOSX``, ...)."""
+    return name.startswith(".") or name in IGNORED_NAMES or name.startswith("._")
+
+
+def _visible_dirs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not is_ignored(p.name))
+
+
+def scan(root, splits=None, class_names=None, *, spec: DatasetSpec = BRAIN_TUMOR) -> Scan:
+    """List the image files under ``root/<split>/<class folder>/``, checking the layout on the way.
+
+    ``splits`` and ``class_names`` default to ``spec``'s; labels follow the order of
+    ``class_names``. A missing split, a missing, misnamed or empty class folder is a
+    :class:`DataLayoutError` that shows the expected layout. Files without an image suffix are
+    set aside in ``Scan.bad``; whether an image file really decodes is checked when it is loaded.
+    """
+    splits = tuple(splits or spec.splits)
+    class_names = tuple(class_names or spec.class_names)
+    layout = expected_layout(spec, splits)
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataLayoutError(f"{root} is not a folder.\nExpected layout:\n{layout}")
+    folder_of = {c: spec.folder(c) for c in class_names}
+    files: list[ImageFile] = []
+    bad: list[tuple[Path, str]] = []
+    for split in splits:
+        split_dir = root / split
+        if not split_dir.is_dir():
+            raise DataLayoutError(_missing_split_message(root, split, layout))
+        found = {p.name: p for p in _visible_dirs(split_dir)}
+        missing = [f for f in folder_of.values() if f not in found]
+        unexpected = [n for n in found if n not in folder_of.values()]
+        if missing:
+            hint = f"\nFound instead: {', '.join(unexpected)}" if unexpected else ""
+            raise DataLayoutError(
+                f"{split_dir}: class folder(s) missing: {', '.join(missing)}.{hint}\n"
+                f"Class folders must be named exactly {', '.join(folder_of.values())}.\n"
+                f"Expected layout:\n{layout}"
+            )
+        for name in unexpected:
+            bad.append((found[name], "unexpected folder (not one of the class names); ignored"))
+        for label, class_name in enumerate(class_names):
+            class_dir = found[folder_of[class_name]]
+            n_before = len(files)
+            for path in sorted(class_dir.rglob("*")):
+                rel_parts = path.relative_to(class_dir).parts
+                if any(is_ignored(part) for part in rel_parts) or path.is_dir():
+                    continue
+                if path.suffix.lower() not in IMAGE_SUFFIXES:
+                    bad.append((path, f"not an image file (suffix {path.suffix or 'missing'})"))
+                    continue
+                relpath = path.relative_to(root).as_posix()
+                files.append(ImageFile(path, relpath, split, class_name, label))
+            if len(files) == n_before:
+                raise DataLayoutError(
+                    f"{class_dir} holds no image files. Put the {class_name} images of the {split} split there "
+                    f"({', '.join(sorted(IMAGE_SUFFIXES))}).\nExpected layout:\n{layout}"
+                )
+    return Scan(root, files, bad)
+
+
+def _missing_split_message(root: Path, split: str, layout: str) -> str:
+    msg = f"{root}: no '{split}' folder."
+    near = [p.name for p in _visible_dirs(root) if p.name.lower() == split.lower()]
+    if near:
+        msg += f" Found '{near[0]}': rename it to '{split}' (the names are case-sensitive)."
+    else:
+        nested = [p for p in _visible_dirs(root) if (p / split).is_dir()]
+        if nested:
+            msg += f" It is one level down: use {nested[0]} as the data folder."
+    return msg + f"\nExpected layout:\n{layout}"
+
+
+# --------------------------------------------------------------------------- checking a copy
+
+
+@dataclass
+class Verification:
+    """The result of comparing a folder with a :class:`DatasetSpec`."""
+
+    counts: dict[str, dict[str, int]]
+    count_errors: list[str]
+    mismatched: list[str]  # files whose sha256 differs
+    missing: list[str]  # files listed in the checksums but absent
+    extra: list[str]  # image files present but not listed
+
+    @property
+    def ok(self) -> bool:
+        return not (self.count_errors or self.mismatched or self.missing)
+
+    def problems(self, limit: int = 10) -> str:
+        out = list(self.count_errors)
+        for label, items in (("checksum mismatch", self.mismatched), ("missing", self.missing)):
+            out += [f"{label}: {p}" for p in items[:limit]]
+            if len(items) > limit:
+                out.append(f"... and {len(items) - limit} more {label}")
+        return "\n".join(out)
+
+
+def sha256_of(path, chunk: int = 1 << 20) -> str:
+    """The SHA-256 of a file's bytes, as hex."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify(root, spec: DatasetSpec = BRAIN_TUMOR, checksums: bool = True) -> Verification:
+    """Check that ``root`` holds exactly ``spec``'s files: counts per split and class, then checksums."""
+    found = scan(root, spec=spec)
+    counts = found.counts()
+    count_errors = [
+        f"{split}/{spec.folder(c)}: expected {n} images, found {counts.get(split, {}).get(c, 0)}"
+        for split, per_class in spec.counts.items() for c, n in per_class.items()
+        if counts.get(split, {}).get(c, 0) != n
+    ]
+    mismatched, missing, extra = [], [], []
+    expected = spec.file_checksums() if checksums else {}
+    if expected:
+        present = {f.relpath: f.path for f in found.files}
+        for rel, digest in expected.items():
+            if rel not in present:
+                missing.append(rel)
+            elif sha256_of(present[rel]) != digest:
+                mismatched.append(rel)
+        extra = sorted(set(present) - set(expected))
+    return Verification(counts, count_errors, mismatched, missing, extra)
