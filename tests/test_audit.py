@@ -96,6 +96,24 @@ def test_every_edited_copy_is_found_and_is_a_cross_split_leak(result):
     assert result.summary["testing_with_copy_in_training"] == len(COPIES)
 
 
+def test_one_set_matched_against_another_finds_the_same_copies_with_the_same_scores(fixture_root, result):
+    """match_sets: which Testing images copy a Training image, as if they were two datasets."""
+    inv = audit.inventory(fixture_root, progress=False)
+    training = (inv.files["split"] == "Training").to_numpy()
+    a, b = np.flatnonzero(training), np.flatnonzero(~training)
+    matched = audit.match_sets(inv.thumbs[a], inv.boxes[a], inv.thumbs[b], inv.boxes[b], progress=False)
+    assert matched["a"].between(0, len(a) - 1).all() and matched["b"].between(0, len(b) - 1).all()
+    near = matched[matched["near"]]
+    paths_a, paths_b = inv.files["path"].to_numpy()[a], inv.files["path"].to_numpy()[b]
+    found = {(paths_a[i], paths_b[j]): score for i, j, score in zip(near["a"], near["b"], near["score"])}
+    assert sorted(found) == sorted((ORIGINAL, copy) for copy in copy_paths())
+    # the same pairs, scored the same as by the audit of the whole dataset at once
+    within = {(pa, pb): score for pa, pb, score in zip(result.pairs.path_a, result.pairs.path_b, result.pairs.score)}
+    assert {pair: round(score, 4) for pair, score in found.items()} == {pair: within[pair] for pair in found}
+    empty = audit.match_sets(inv.thumbs[a], inv.boxes[a], inv.thumbs[:0], inv.boxes[:0], progress=False)
+    assert empty.empty and list(empty.columns) == list(matched.columns)
+
+
 def test_a_copy_under_another_label_is_a_label_conflict(result):
     conflicts = result.pairs[result.pairs["label_conflict"]]
     assert conflicts[["path_a", "path_b", "kind"]].values.tolist() == [[RELABELLED_FROM, RELABELLED_TO, "exact"]]

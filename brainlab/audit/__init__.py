@@ -1,0 +1,70 @@
+"""Is the test set really unseen? Duplicates, leakage, label conflicts and shortcuts in a dataset.
+
+A test accuracy means nothing when test images are copies of training images, and published
+results on this dataset run from about 51% to 99%: much of that spread is the evaluation, not
+the model. This package looks at the files themselves, before any model:
+
+1. **Exact duplicates**: files with the same bytes (SHA-256), and optionally files whose bytes
+   differ but whose decoded pixels are the same.
+2. **Near-duplicates**: the same scan re-encoded, resized, lightly cropped or with its
+   brightness or contrast changed (how: :mod:`brainlab.audit.matching`).
+3. **Groups**: every pair found links two files; the connected components of these links
+   (union-find) are the duplicate groups. A group whose members sit in different splits is a
+   leak; a group whose members carry different labels is a **label conflict**.
+4. **Shortcut cues**: image size, aspect ratio and file size per class and split, and how well
+   these alone predict the label (a small decision tree trained on ``Training``, scored on
+   ``Testing``). A model can learn these cues instead of anatomy.
+5. **A leakage-free split**: train / validation / test, stratified by class, seeded, in which no
+   duplicate group straddles two parts (see :func:`clean_split`).
+
+``run_audit(root, out_dir)`` does all of it and writes tables (CSV), ``summary.json``,
+``summary.md``, figures (PNG) and ``clean_split.csv``, which
+``brainlab.data.load_splits(manifest=...)`` reads. In a notebook, :func:`audit_dataset` returns
+the same results as pandas DataFrames without writing anything.
+
+Where each part lives:
+
+- :mod:`~brainlab.audit.thumbnails`: every file read once, to a small thumbnail, and the views
+  (crops, detail, NCC vectors) compared;
+- :mod:`~brainlab.audit.matching`: exact and near copies, within one set of thumbnails or of one
+  set against another (:func:`match_sets`);
+- :mod:`~brainlab.audit.groups`: duplicate groups, cross-split leaks, label conflicts, the clean split;
+- :mod:`~brainlab.audit.shortcuts`: what sizes and file sizes give away;
+- :mod:`~brainlab.audit.within`: the audit of one dataset, end to end (:func:`audit_dataset`);
+- :mod:`~brainlab.audit.report`: figures, the Markdown summary, and :func:`run_audit`, which writes it all.
+"""
+from __future__ import annotations
+
+from brainlab.audit.groups import PARTS, clean_split, count_table, duplicate_groups, mark_files, pair_table, \
+    write_manifest
+from brainlab.audit.matching import ALIGN_GATE, CANDIDATE_SIZE, COARSE_BLUR, COARSE_CROPS, COARSE_SIZE, \
+    COARSE_THRESHOLD, FINE_SIZE, FINE_STEPS, MAX_CUT, NEAR_THRESHOLD, NEIGHBOURS, align, box_cuts, candidate_pairs, \
+    coarse_scores, cross_candidate_pairs, detail_score, exact_duplicate_pairs, match_sets, near_duplicate_pairs, \
+    split_cuts
+from brainlab.audit.report import borderline_pairs, example_pairs, pair_figure, run_audit, size_figure, \
+    summary_markdown
+from brainlab.audit.shortcuts import FILE_FEATURES, SIZE_FEATURES, shortcut_accuracy, shortcut_table
+from brainlab.audit.thumbnails import BOX_QUANTILE, DETAIL_BLUR, DETAIL_NORM, THUMB_SIZE, Inventory, content_box, \
+    crop_grid, crop_view, crop_views, detail_view, inventory, otsu_threshold, read_thumbnail, resize_matrix, shrink, \
+    unit
+from brainlab.audit.within import AuditResult, audit_dataset
+
+__all__ = [
+    # settings
+    "ALIGN_GATE", "BOX_QUANTILE", "CANDIDATE_SIZE", "COARSE_BLUR", "COARSE_CROPS", "COARSE_SIZE", "COARSE_THRESHOLD",
+    "DETAIL_BLUR", "DETAIL_NORM", "FILE_FEATURES", "FINE_SIZE", "FINE_STEPS", "MAX_CUT", "NEAR_THRESHOLD",
+    "NEIGHBOURS", "PARTS", "SIZE_FEATURES", "THUMB_SIZE",
+    # the whole audit
+    "AuditResult", "audit_dataset", "run_audit", "summary_markdown",
+    # thumbnails
+    "Inventory", "content_box", "crop_grid", "crop_view", "crop_views", "detail_view", "inventory", "otsu_threshold",
+    "read_thumbnail", "resize_matrix", "shrink", "unit",
+    # matching
+    "align", "box_cuts", "candidate_pairs", "coarse_scores", "cross_candidate_pairs", "detail_score",
+    "exact_duplicate_pairs", "match_sets", "near_duplicate_pairs", "split_cuts",
+    # groups, shortcuts and the clean split
+    "clean_split", "count_table", "duplicate_groups", "mark_files", "pair_table", "shortcut_accuracy",
+    "shortcut_table", "write_manifest",
+    # figures
+    "borderline_pairs", "example_pairs", "pair_figure", "size_figure",
+]
