@@ -1,16 +1,19 @@
-"""Downloading the dataset safely: verified, extracted safely, moved into place atomically.
+"""Fetching a catalogue entry safely: verified, extracted safely, moved into place atomically.
 
-``fetch_data()`` tries Kaggle first (through ``kagglehub``), then the GitHub archive of the
-dataset (through ``pooch``, which shows a progress bar and never gives a half-downloaded file
-its final name, so an interrupted download simply starts again next time). Whatever the
-source, the files are unpacked into a hidden staging folder next to the target, checked
-against the counts and SHA-256 checksums in :data:`brainlab.datasets.BRAIN_TUMOR`, and only then
-renamed to the target folder. A half-written dataset can therefore never be mistaken for a
-good one, and a failed attempt leaves nothing behind.
+``fetch_data()`` tries Kaggle first (through ``kagglehub``), then the dataset's archive (through
+``pooch``, which shows a progress bar and never gives a half-downloaded file its final name, so
+an interrupted download simply starts again next time). Whatever goes wrong with one source
+(no network, no or broken Kaggle credentials, a handle Kaggle rejects), the next one is tried,
+with a line saying why; when all fail, one message names every reason. Whatever the source, the
+files are unpacked into a hidden staging folder next to the target, checked against the counts
+and SHA-256 checksums of the dataset's :class:`brainlab.datasets.DatasetSpec`, and only then
+renamed to the target folder. A half-written dataset can therefore never be mistaken for a good
+one, and a failed attempt leaves nothing behind.
 """
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -18,6 +21,8 @@ from pathlib import Path, PurePosixPath
 from brainlab import config
 from brainlab.datasets import BRAIN_TUMOR, DatasetSpec, default_location, how_to_get_data, verify
 from brainlab.errors import DataNotFoundError, DownloadError, UnsafeArchiveError
+
+__all__ = ["SOURCES", "download_file", "fetch_data", "find_dataset_root", "safe_extract"]
 
 SOURCES = ("kaggle", "github")
 
@@ -29,6 +34,10 @@ def fetch_data(to=None, *, spec: DatasetSpec = BRAIN_TUMOR, sources=SOURCES, url
     ``sources`` are tried in order: ``"kaggle"`` and ``"github"`` (an archive URL; ``url``
     replaces the spec's own, e.g. a mirror). An existing complete copy is returned at once.
     """
+    sources = (sources,) if isinstance(sources, str) else tuple(sources)
+    unknown = [s for s in sources if s not in SOURCES]
+    if unknown or not sources:
+        raise ValueError(f"unknown download source(s) {unknown or sources!r}; choose from {SOURCES}")
     target = Path(to).expanduser() if to else default_location(spec)
     if target.exists():
         check = verify(target, spec) if target.is_dir() else None
@@ -41,25 +50,25 @@ def fetch_data(to=None, *, spec: DatasetSpec = BRAIN_TUMOR, sources=SOURCES, url
         )
     target.parent.mkdir(parents=True, exist_ok=True)
     failures = []
-    for source in sources:
+    for number, source in enumerate(sources):
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
         try:
             if source == "kaggle":
                 root = _stage_from_kaggle(spec, staging)
-            elif source == "github":
-                root = _stage_from_archive(url or spec.archive_urls[0], spec, staging, progress)
             else:
-                raise ValueError(f"unknown source {source!r}; choose from {SOURCES}")
+                root = _stage_from_archive(url or _archive_url(spec), spec, staging, progress)
             check = verify(root, spec)
             if not check.ok:
                 raise DownloadError(f"the downloaded files do not match the dataset's checksums:\n{check.problems()}")
             root.rename(target)  # atomic on one file system: the target appears complete or not at all
             print(f"brainlab: dataset ready in {target} ({spec.total()} images, checksums verified)")
             return target
-        except ValueError:
-            raise
-        except Exception as exc:  # each source may fail in its own way; report all of them together
+        except Exception as exc:  # whatever a source raises (kagglehub: ValueError for a bad handle or
+            # credentials file; requests, OSError, ...), try the next one and report all reasons together
             failures.append(f"  - {source}: {_one_line(exc)}")
+            if number + 1 < len(sources):
+                print(f"brainlab: {source} failed ({_one_line(exc).splitlines()[0]}); trying {sources[number + 1]}",
+                      file=sys.stderr)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     raise DataNotFoundError(
@@ -72,6 +81,12 @@ def _one_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     first, _, rest = text.partition("\n")
     return f"{type(exc).__name__}: {first}" + (f"\n      {rest.strip()}".replace("\n", "\n      ") if rest else "")
+
+
+def _archive_url(spec: DatasetSpec) -> str:
+    if not spec.archive_urls:
+        raise DownloadError("this dataset has no archive URL (give one: url=... or `brainlab fetch-data --url`)")
+    return spec.archive_urls[0]
 
 
 def _stage_from_kaggle(spec: DatasetSpec, staging: Path) -> Path:

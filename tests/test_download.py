@@ -227,3 +227,57 @@ def test_failed_source_falls_back_to_the_next(server, dataset_and_spec, tmp_path
     target = tmp_path / "datasets" / "tiny"
     assert fetch_data(target, spec=spec, url=server.url + "/good.zip", progress=False) == target
     assert datasets.verify(target, spec).ok and server.hits == ["/good.zip"]
+
+
+@pytest.fixture
+def broken_kaggle_credentials(tmp_path, monkeypatch):
+    """A kaggle.json that is not JSON, where kagglehub looks for it: kagglehub raises ValueError."""
+    folder = tmp_path / "kaggle-config"
+    folder.mkdir()
+    (folder / "kaggle.json").write_text("{ this is not json")
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(folder))
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "kagglehub-cache"))
+    return folder / "kaggle.json"
+
+
+@pytest.mark.parametrize("how", ["a handle kagglehub rejects", "a broken credentials file"])
+def test_any_kaggle_failure_falls_back_to_the_archive(server, dataset_and_spec, tmp_path, capsys, how,
+                                                     broken_kaggle_credentials):
+    """kagglehub raises ValueError (not a network error) for both: the archive must still be tried."""
+    root, spec = dataset_and_spec
+    handle = "not-a-handle" if how.startswith("a handle") else "someone/tiny"
+    if how.startswith("a handle"):
+        broken_kaggle_credentials.unlink()  # no credentials at all: the handle alone is the problem
+    spec = dataclasses.replace(spec, kaggle_handle=handle)
+    server.routes["/good.zip"] = zip_of(root)
+    target = tmp_path / "datasets" / "tiny"
+    assert fetch_data(target, spec=spec, url=server.url + "/good.zip", progress=False) == target
+    assert datasets.verify(target, spec).ok and server.hits == ["/good.zip"]
+    err = capsys.readouterr().err
+    assert "brainlab: kaggle failed (ValueError: " in err and "trying github" in err
+    assert ("Invalid dataset handle" if how.startswith("a handle") else "Invalid Kaggle credentials file") in err
+    assert leftovers(target.parent) == []
+
+
+def test_cli_reports_both_failures_without_a_traceback(server, dataset_and_spec, tmp_path, broken_kaggle_credentials):
+    """`brainlab fetch-data` with a broken kaggle.json and an archive that does not verify: one message, exit 1."""
+    root, _ = dataset_and_spec
+    server.routes["/other.zip"] = zip_of(root)  # a real archive, but not of the dataset brainlab expects
+    target = tmp_path / "d"
+    cmd = [sys.executable, "-m", "brainlab", "fetch-data", "--to", str(target), "--url", server.url + "/other.zip"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert server.hits == ["/other.zip"]  # the fallback ran
+    message = proc.stderr[proc.stderr.index("brainlab fetch-data: Could not download the dataset"):]
+    assert "  - kaggle: ValueError: Invalid Kaggle credentials file" in message
+    assert "  - github: DownloadError: the downloaded files do not match the dataset's checksums" in message
+    assert "BRAINLAB_DATA" in message and not target.exists() and leftovers(tmp_path) == []
+
+
+def test_unknown_source_is_refused_before_anything_is_tried(dataset_and_spec, tmp_path):
+    _, spec = dataset_and_spec
+    with pytest.raises(ValueError, match="unknown download source.*'ftp'"):
+        fetch_data(tmp_path / "d", spec=spec, sources=("kaggle", "ftp"))
+    assert not (tmp_path / "d").exists()
