@@ -139,7 +139,7 @@ def test_per_class_metric_bars_have_the_report_values(preds):
 def test_per_class_metrics_beside_the_paper_mark_missing_values(preds, monkeypatch):
     from brainlab import paper
 
-    monkeypatch.setitem(paper.PER_CLASS["no_tumor"], "recall", 0.33)
+    monkeypatch.setitem(paper.PER_CLASS["no_tumor"], "recall", None)
     fig = plots.per_class_metrics(preds, compare_with_paper=True)
     assert fig.get_suptitle() == "Per-class metrics: ours (official-test) beside the paper's"
     assert [ax.get_title() for ax in fig.axes] == ["precision", "recall", "f1-score"]
@@ -150,8 +150,8 @@ def test_per_class_metrics_beside_the_paper_mark_missing_values(preds, monkeypat
     ours, theirs = recall_ax.containers
     np.testing.assert_allclose([b.get_width() for b in ours], [1 / 2, 2 / 3, 1 / 2, 1])
     paper_labels = [t.get_text() for t in recall_ax.texts][4:]
-    assert paper_labels == ["paper: n/a", "paper: n/a", "0.33", "paper: n/a"]
-    assert theirs[2].get_width() == pytest.approx(0.33)
+    assert paper_labels == ["0.19", "0.52", "paper: n/a", "0.54"]
+    assert theirs[0].get_width() == pytest.approx(0.19)
     legend = tick_texts(fig.legends[0].get_texts())
     assert legend == ["ours (official-test)", "paper (official test)"]
     assert_fits_a_notebook(fig)
