@@ -243,6 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description=course.DESCRIPTION)
     course.add_arguments(p)
     p.set_defaults(func=cmd_course_links)
+
+    for p in sub.choices.values():  # `brainlab doctor --verbose` works as well as `brainlab --verbose doctor`
+        p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                       help="show TensorFlow's own start-up log lines")
     return parser
 
 

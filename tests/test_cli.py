@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from brainlab.cli import main
+from brainlab.cli import build_parser, main
 from conftest import make_dataset
 from test_startup import NOISE_LINES
 
@@ -64,6 +64,7 @@ def run_cli(*args: str, code: str | None = None, **env: str) -> subprocess.Compl
     return subprocess.run(command, capture_output=True, text=True, timeout=300, env={**environ, **env})
 
 
+@pytest.mark.slow
 def test_tensorflows_start_up_lines_stay_off_stderr():
     proc = run_cli("doctor", BRAINLAB_QUICK="1")
     assert proc.returncode == 0 and "TensorFlow" in proc.stdout, proc.stderr
@@ -73,7 +74,9 @@ def test_tensorflows_start_up_lines_stay_off_stderr():
 
 @pytest.mark.slow
 def test_verbose_shows_them_and_leaves_tensorflows_level_alone():
-    code = ("import os; from brainlab.cli import main; rc = main(['--verbose', 'doctor']); "
+    assert build_parser().parse_args(["--verbose", "sample"]).verbose is True
+    assert build_parser().parse_args(["sample"]).verbose is False
+    code = ("import os; from brainlab.cli import main; rc = main(['doctor', '--verbose']); "
             "print('TF_CPP_MIN_LOG_LEVEL', os.environ.get('TF_CPP_MIN_LOG_LEVEL'), 'rc', rc)")
     proc = run_cli(code=code, BRAINLAB_QUICK="1")
     assert "TF_CPP_MIN_LOG_LEVEL None rc 0" in proc.stdout, proc.stderr
