@@ -87,7 +87,7 @@ def keep_work_in(folder) -> WorkFolders:
             path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BrainlabError(f"Cannot keep brainlab's work in {folder}: {exc}. Is the folder (or the drive) "
-                      "mounted and writable?") from exc
+                            "mounted and writable?") from exc
     os.environ["BRAINLAB_CACHE"], os.environ["BRAINLAB_RUNS"] = str(work.cache), str(work.runs)
     return work
 
