@@ -58,7 +58,8 @@ def test_course_links_rewrites_every_badge_and_install_line_and_nothing_else(tmp
     old_url = f"https://colab.research.google.com/github/{course.REPOSITORY}/blob/{course.REF}/"
     new_url = "https://colab.research.google.com/github/someone/fork/blob/v9.9.9/"
     old_spec, new_spec = course.install_spec(), course.install_spec("someone/fork", "v9.9.9")
-    assert sorted(after) == sorted(before) and len(before) == 24
+    course_notebooks = sorted((REPO / "notebooks").glob("*.ipynb"))
+    assert sorted(after) == sorted(before) and len(before) == 3 * len(course_notebooks)  # notebooks, solutions, exercises
     changed_lines = 0
     for name, text in before.items():
         assert text.count(old_url) >= 1 and text.count(old_spec) == 1, f"{name}: no badge or install line to change"
@@ -79,14 +80,14 @@ def test_course_links_rewrites_every_badge_and_install_line_and_nothing_else(tmp
 
 def test_check_names_each_disagreeing_line_and_a_plain_run_fixes_it(tmp_path, capsys):
     root = copy_course(tmp_path)
-    path = root / "solutions" / "03_residual_blocks.ipynb"
+    path = root / "solutions" / "04_residual_blocks.ipynb"
     nb = nbformat.read(path, as_version=4)
     nb.cells[0].source = nb.cells[0].source.replace(f"/blob/{course.REF}/", "/blob/main/")  # edited by hand
     path.write_bytes(course.notebook_bytes(nb))
     assert main(["course-links", "--root", str(root), "--check"]) == 1
     captured = capsys.readouterr()
-    assert "solutions/03_residual_blocks.ipynb:\n  - [![Open In Colab]" in captured.out
-    assert "/blob/main/solutions/03_residual_blocks.ipynb" in captured.out
+    assert "solutions/04_residual_blocks.ipynb:\n  - [![Open In Colab]" in captured.out
+    assert "/blob/main/solutions/04_residual_blocks.ipynb" in captured.out
     assert "1 line(s) disagree" in captured.err and "Run: brainlab course-links" in captured.err
     assert main(["course-links", "--root", str(root)]) == 0
     assert "1 line(s) changed" in capsys.readouterr().out
