@@ -12,9 +12,27 @@ from ``brainlab.explain.grad_cam``.
 from __future__ import annotations
 
 import io
+import sys
 
 import ipywidgets as widgets
 import numpy as np
+
+
+def enable_colab_widgets() -> bool:
+    """On Colab with ipywidgets 8 or newer, switch on the widget manager Colab asks for; elsewhere do nothing.
+
+    Colab's built-in manager renders the ipywidgets 7 that Colab preinstalls. For ipywidgets 8
+    widgets Colab asks for ``google.colab.output.enable_custom_widget_manager()``, which makes
+    every widget shown afterwards load its code from Colab's widget CDN. Returns True when it
+    was called. The two widget functions below call this before they build anything.
+    """
+    if "google.colab" not in sys.modules or int(widgets.__version__.split(".")[0]) < 8:
+        return False
+    from google.colab import output
+
+    output.enable_custom_widget_manager()
+    return True
+
 
 # A few classic 3x3 kernels. Each one is a question asked at every pixel:
 # "how much does this neighbourhood look like me?"
@@ -158,6 +176,7 @@ def kernel_playground(image, kernel="edges (Laplacian)", relu: bool = False):
     to show the widget. Outside a live notebook the widget is still built (and the
     picture drawn), so the notebook runs the same everywhere.
     """
+    enable_colab_widgets()
     return KernelPlayground(image, kernel, relu)
 
 
@@ -279,4 +298,5 @@ def prediction_explorer(model, images, predictions=None, order: str = "file orde
     ``order``: one of :data:`ORDERS`, e.g. ``"mistakes first"``. ``layer_name``: the layer
     Grad-CAM looks at (default: the last feature map). Put the call last in a cell to show it.
     """
+    enable_colab_widgets()
     return PredictionExplorer(model, images, predictions, order, layer_name, alpha)

@@ -44,6 +44,22 @@ def test_tensorflow_is_never_pinned_or_capped():
             assert "<" not in req and "==" not in req, req
 
 
+def test_colab_keeps_its_ipywidgets_and_jupyterlab_gets_ipywidgets_8():
+    """Colab preinstalls ipywidgets 7.7.1 and draws it with its own widget manager: installing brainlab keeps it.
+    JupyterLab 4 draws only ipywidgets 8 widgets, so the extras that bring JupyterLab ask for 8."""
+    from packaging.requirements import Requirement
+
+    project = pyproject()
+    base = [Requirement(r) for r in project["dependencies"] if _name(r) == "ipywidgets"]
+    assert len(base) == 1 and base[0].specifier.contains("7.7.1") and base[0].specifier.contains("8.1.5")
+    for extra in ("lab", "test"):
+        with_lab = [Requirement(r) for r in project["optional-dependencies"][extra]]
+        assert "jupyterlab" in {r.name for r in with_lab}
+        widgets = [r for r in with_lab if r.name == "ipywidgets"]
+        assert len(widgets) == 1 and not widgets[0].specifier.contains("7.7.1"), extra
+        assert widgets[0].specifier.contains("8.1.5"), extra
+
+
 def test_ci_runs_the_readme_test_command():
     readme = (REPO / "README.md").read_text()
     commands = re.findall(r"^\s*(python3 tasks\.py \w+.*)$", readme, flags=re.M)
@@ -51,7 +67,9 @@ def test_ci_runs_the_readme_test_command():
                                      "python3 tasks.py wheel"]
     assert commands[0] == "python3 tasks.py lab", "the README starts with opening the course"
     ci = [line for line in (REPO / ".ci" / "run").read_text().splitlines() if line and not line.startswith(("#", "set", "cd"))]
-    assert ci == ["python3 tasks.py test"]
+    assert ci[-1] == "python3 tasks.py test"
+    # The one step before it installs Chromium for tests/test_browser.py, and only when it is missing.
+    assert ci[:-1] == ["if [ ! -x /usr/bin/chromium ]; then apt-get update -qq && apt-get install -y -qq chromium; fi"]
 
 
 def test_sample_and_checksums_ship_as_package_data():
