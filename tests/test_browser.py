@@ -4,7 +4,7 @@ JupyterLab is started on a free port with a random token, in a temporary folder 
 of the notebooks (the originals are never opened), in quick mode with a private brainlab cache.
 Debian's Chromium, driven by Playwright, opens each notebook, runs all cells and checks what a
 person sees: no error output, the kernel playground (notebook 01) and the prediction explorer
-(notebook 07) drawn as live widgets, and a changed control changing the picture. A screenshot of
+(notebook 08) drawn as live widgets, and a changed control changing the picture. A screenshot of
 each widget state is saved in a temporary folder that the test prints (``pytest -s``) and names
 in any failure.
 
@@ -39,9 +39,9 @@ REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-NOTEBOOKS = ("01_cnn_basics.ipynb", "07_can_we_trust_it.ipynb")
+NOTEBOOKS = ("01_cnn_basics.ipynb", "08_can_we_trust_it.ipynb")
 BUDGET_S = 600          # everything in this module, server start to shutdown, stops after this
-RUN_ALL_LIMIT_S = 420   # one notebook's "Run All Cells" (notebook 07 takes about a minute on an idle 2-core CPU)
+RUN_ALL_LIMIT_S = 420   # one notebook's "Run All Cells" (notebook 08 takes about a minute on an idle 2-core CPU)
 WIDGET_LIMIT_S = 60     # a widget to appear, or to redraw after a change
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 # What JupyterLab shows for a Python error and for a widget it cannot draw (ipywidgets 8's error view
@@ -382,8 +382,8 @@ CAPTION = re.compile(r"(\d+) of (\d+) \((.+), (.+)\): (\S.*\.\w+)\s*true: (\w+) 
 
 
 def test_notebook_07_runs_and_the_prediction_explorer_reacts(page, lab, shots):
-    seconds = open_and_run_all(page, lab, "07_can_we_trust_it.ipynb", shots)
-    print(f"\nnotebook 07: Run All Cells took {seconds:.0f} s")
+    seconds = open_and_run_all(page, lab, "08_can_we_trust_it.ipynb", shots)
+    print(f"\nnotebook 08: Run All Cells took {seconds:.0f} s")
 
     box = widget(page, "order", "widgets.prediction_explorer(", shots)
     order = box.locator(".widget-dropdown:has(label:text-is('order')) select")
