@@ -381,7 +381,7 @@ CAPTION = re.compile(r"(\d+) of (\d+) \((.+), (.+)\): (\S.*\.\w+)\s*true: (\w+) 
                      r"\(p = ([\d.]+), (right|wrong)\) \| Grad-CAM for (\w+)")
 
 
-def test_notebook_07_runs_and_the_prediction_explorer_reacts(page, lab, shots):
+def test_notebook_08_runs_and_the_prediction_explorer_reacts(page, lab, shots):
     seconds = open_and_run_all(page, lab, "08_can_we_trust_it.ipynb", shots)
     print(f"\nnotebook 08: Run All Cells took {seconds:.0f} s")
 
