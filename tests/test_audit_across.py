@@ -125,7 +125,14 @@ def test_real_nickparvar_testing_against_the_papers_dataset(shared_dataset, tmp_
     assert {c: n["with_copy"] for c, n in s["per_class_b"].items()} == EXPECTED["per_class"]
     assert s["label_disagreements"]["images_b"] == EXPECTED["disagreements"]
     assert len(result.manifest) == 1311 - EXPECTED["with_copy"]
+    assert s["by_kind"] == {"exact": 392, "same-pixels": 0, "near": 53}
+    assert s["label_disagreements"]["by_class"] == {"meningioma_tumor -> glioma_tumor": 5}
+    near = result.checked.dropna(subset=["score"])  # a clear gap between copies and different scans
+    assert near.loc[near["kind"] == "near", "score"].min() > 0.91 > 0.87 > near.loc[near["kind"] == "different",
+                                                                                     "score"].max()
     assert time.perf_counter() - started < 600
 
 
-EXPECTED = {"with_copy": None, "per_class": None, "disagreements": None}  # filled in from the measured run
+# Measured by `brainlab audit --data <paper's dataset> --against <Nickparvar Testing> --out DIR` (docs/results.md).
+EXPECTED = {"with_copy": 445, "disagreements": 5,
+            "per_class": {"glioma_tumor": 74, "meningioma_tumor": 146, "no_tumor": 158, "pituitary_tumor": 67}}
