@@ -57,7 +57,7 @@ def find_data(path=None, *, download: bool = True, spec: DatasetSpec = datasets.
 
     1. ``path``, when given;
     2. in quick mode (``BRAINLAB_QUICK=1``), the bundled sample;
-    3. the folder named by ``BRAINLAB_DATA``;
+    3. the folder named by ``BRAINLAB_DATA`` (for the default dataset only);
     4. the per-user cache (where :func:`brainlab.download.fetch_data` puts it);
     5. a fresh download (only when ``download=True``).
     """
@@ -65,7 +65,7 @@ def find_data(path=None, *, download: bool = True, spec: DatasetSpec = datasets.
         return _checked(Path(path).expanduser(), "the path you passed", spec)
     if config.quick_mode():
         return sample_dir()
-    env = config.data_env()
+    env = config.data_env() if spec.name == datasets.BRAIN_TUMOR.name else None  # BRAINLAB_DATA: the default dataset
     if env is not None:
         return _checked(env, "BRAINLAB_DATA", spec)
     cached = datasets.default_location(spec)
