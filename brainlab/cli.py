@@ -132,7 +132,10 @@ def cmd_fetch_data(args) -> int:
     from brainlab import datasets
     from brainlab.download import fetch_data
 
-    spec = datasets.spec_named(args.dataset)
+    try:
+        spec = datasets.spec_named(args.dataset)
+    except ValueError as exc:
+        raise BrainlabError(f"--dataset: {exc}") from None
     path = fetch_data(args.to, spec=spec, sources=tuple(args.source) if args.source else None, url=args.url)
     if spec.name == datasets.BRAIN_TUMOR.name:
         print(f"Dataset folder: {path}\nUse it with: export BRAINLAB_DATA={path}")
