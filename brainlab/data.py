@@ -261,7 +261,8 @@ def _load_manifest(root, manifest: Path, image_size, channels, progress, cache) 
     return Splits(*(everything.subset(parts == s, f"{protocol}-{s}") for s in ("train", "val", "test")))
 
 
-def scan_class_folders(root, spec: DatasetSpec | None = None, split: str = "external") -> tuple[DatasetSpec, list[ImageFile]]:
+def scan_class_folders(root, spec: DatasetSpec | None = None,
+                       split: str = "external") -> tuple[DatasetSpec, list[ImageFile]]:
     """The images of a folder that holds one folder per class, named as in a catalogue entry.
 
     Returns the entry (given, or found from the folder names) and the files, labelled in brainlab's
@@ -290,7 +291,8 @@ def scan_class_folders(root, spec: DatasetSpec | None = None, split: str = "exte
         raise DataLayoutError(f"{root}: unknown class folder(s) {', '.join(unknown)}. Class folders must be named "
                               f"as in one of these datasets:\n{names}")
     if missing:
-        raise DataLayoutError(f"{root}: class folder(s) missing: {', '.join(missing)} (found {', '.join(found) or 'none'}). "
+        raise DataLayoutError(f"{root}: class folder(s) missing: {', '.join(missing)} "
+                              f"(found {', '.join(found) or 'none'}). "
                               f"Every class needs its folder of images:\n{names}")
     files = []
     for label, class_name in enumerate(spec.class_names):
