@@ -1,20 +1,28 @@
 #!/usr/bin/env python3
-"""Set up brainlab's environment and run its two main jobs. Needs only Python 3.10+.
+"""Set up brainlab's environment and run its main jobs. Needs only Python 3.10+.
 
-    python3 tasks.py demo    # create .venv, install brainlab, run the main job
+    python3 tasks.py lab     # create .venv, install brainlab with JupyterLab, open the course in JupyterLab
+    python3 tasks.py demo    # create .venv, install brainlab, run the main job (no browser needed)
     python3 tasks.py test    # create .venv, install brainlab with test extras, run every test
+    python3 tasks.py wheel   # build dist/brainlab-<version>-py3-none-any.whl (to install on Colab by hand)
 
 The virtual environment lives in ``.venv`` next to this file (``BRAINLAB_VENV`` moves it).
 Installing is skipped when the environment already matches ``pyproject.toml``.
-Extra arguments after the job name go to the command it runs (pytest, say).
+Extra arguments after the job name go to the command it runs (pytest, jupyter lab).
+``lab --dry-run`` only prints the command it would run; ``wheel --out DIR`` builds into DIR.
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import re
+import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 import venv
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -23,7 +31,8 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / ("python.exe" if os.name == "nt" else "python")
 
 
-def ensure_env(extras: str) -> None:
+def ensure_venv() -> None:
+    """Create the virtual environment (with pip, nothing else) unless it exists."""
     if sys.version_info < (3, 10):
         sys.exit(f"brainlab needs Python 3.10 or newer; this is {sys.version.split()[0]}.")
     if not PY.exists():
@@ -33,6 +42,11 @@ def ensure_env(extras: str) -> None:
         except Exception as exc:  # e.g. Debian without python3-venv
             sys.exit(f"Could not create a virtual environment ({exc}).\n"
                      "On Debian/Ubuntu install it first: sudo apt install python3-venv")
+
+
+def ensure_env(extras: str) -> None:
+    """The virtual environment with brainlab and its ``extras`` installed (editable), as pyproject.toml says."""
+    ensure_venv()
     stamp = VENV / f".brainlab-installed-{extras}"
     want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if stamp.exists() and stamp.read_text() == want:
@@ -46,6 +60,70 @@ def ensure_env(extras: str) -> None:
 def run(cmd: list[str]) -> int:
     print("[tasks] $ " + " ".join(cmd), flush=True)
     return subprocess.run(cmd, cwd=ROOT).returncode
+
+
+def lab_command(args: list[str]) -> list[str]:
+    """JupyterLab on the course: the repository is its root (exercises/ and solutions/ in reach), notebooks/ opens first."""
+    return [str(PY), "-m", "jupyterlab", f"--ServerApp.root_dir={ROOT}", "--ContentsManager.preferred_dir=notebooks",
+            *args]
+
+
+def lab(args: list[str]) -> int:
+    dry_run = "--dry-run" in args
+    cmd = lab_command([a for a in args if a != "--dry-run"])
+    if dry_run:
+        print(f"[tasks] would set up {VENV} with brainlab[lab], then run:\n{shlex.join(cmd)}", flush=True)
+        return 0
+    ensure_env("lab")
+    print("[tasks] $ " + shlex.join(cmd) + "\n[tasks] stop JupyterLab with Ctrl-C", flush=True)
+    server = subprocess.Popen(cmd, cwd=ROOT)
+    try:
+        return server.wait()
+    except KeyboardInterrupt:  # shut the server (and its kernels) down cleanly
+        server.terminate()
+        return server.wait()
+
+
+def project_version() -> str:
+    match = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), flags=re.M)
+    if not match:
+        sys.exit("pyproject.toml names no version = \"...\" line.")
+    return match.group(1)
+
+
+def wheel(args: list[str]) -> int:
+    out = ROOT / "dist"
+    if args[:1] == ["--out"] and len(args) == 2:
+        out = Path(args[1]).resolve()
+    elif args:
+        sys.exit("usage: python3 tasks.py wheel [--out DIR]")
+    ensure_venv()  # any Python with pip builds it; brainlab need not be installed
+    version = project_version()
+    shutil.rmtree(ROOT / "build", ignore_errors=True)  # setuptools would pack stale files left there
+    with tempfile.TemporaryDirectory() as tmp:
+        rc = run([str(PY), "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", tmp, str(ROOT)])
+        built = sorted(Path(tmp).glob("brainlab-*.whl"))
+        if rc or not built:
+            sys.exit("Building the wheel failed (see pip's message above). pip needs PyPI for setuptools "
+                     "the first time.")
+        out.mkdir(parents=True, exist_ok=True)
+        target = out / built[0].name
+        shutil.move(str(built[0]), target)
+    shutil.rmtree(ROOT / "build", ignore_errors=True)
+    if target.name != f"brainlab-{version}-py3-none-any.whl":
+        sys.exit(f"{target.name}: expected brainlab-{version}-py3-none-any.whl (a pure-Python wheel of this version).")
+    with zipfile.ZipFile(target) as whl:
+        names = set(whl.namelist())
+    package_data = [p.relative_to(ROOT).as_posix() for folder in ("sample", "checksums")
+                    for p in sorted((ROOT / "brainlab" / folder).rglob("*")) if p.is_file()]
+    missing = [name for name in package_data if name not in names]
+    if missing or not package_data:
+        sys.exit(f"{target} lacks {len(missing)} file(s) of the bundled sample and checksums, e.g. {missing[:3]}; "
+                 "check [tool.setuptools.package-data] in pyproject.toml.")
+    print(f"[tasks] built {target} ({target.stat().st_size / 1e6:.1f} MB; the bundled sample and checksums, "
+          f"{len(package_data)} files, are inside)\n"
+          f"[tasks] on Colab: upload it in the Files pane, then run  %pip install {target.name}", flush=True)
+    return 0
 
 
 def demo(args: list[str]) -> int:
@@ -64,7 +142,7 @@ def test(args: list[str]) -> int:
     return run([str(PY), "-m", "pytest", *env_args])
 
 
-JOBS = {"demo": demo, "test": test}
+JOBS = {"lab": lab, "demo": demo, "test": test, "wheel": wheel}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in JOBS:

@@ -7,14 +7,18 @@ load TensorFlow until a model or dataset is asked for.
 from __future__ import annotations
 
 import importlib
-import os
 
-# Keep TensorFlow's C++ start-up chatter out of notebooks; real errors still show.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from brainlab import startup as _startup
+
+# TensorFlow's informational C++ log lines stay out of notebooks (unless BRAINLAB_VERBOSE=1);
+# real errors still show. brainlab.startup.import_tensorflow() also hides the lines printed
+# before TensorFlow's logging can be told anything.
+_startup.quiet_by_default()
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"config", "datasets", "images", "data", "download", "audit", "models", "train", "evaluate", "plots", "explain", "widgets", "paper", "cli"}
+_SUBMODULES = {"config", "datasets", "images", "data", "download", "audit", "models", "train", "evaluate", "plots",
+               "explain", "widgets", "paper", "cli", "course", "startup"}
 
 
 def __getattr__(name):

@@ -8,11 +8,13 @@
     brainlab audit --data A --against B --out DIR   the images of B that copy images of A; B's external test set
     brainlab evaluate --run RUN --data DIR --out OUT   score a finished run on any labelled folder
     brainlab build-exercises      regenerate exercises/ from solutions/
+    brainlab course-links --repo OWNER/NAME --ref TAG   point every badge and install line at a fork
     brainlab reproduce --out DIR  the paper's experiment end to end (add --quick for a 1-minute run)
     brainlab train --recipe R --out DIR   the same for another recipe (paper, improved, small-cnn, residual-cnn)
 
 Problems you can fix (a missing folder, no internet) are reported as one message with
-advice, and a non-zero exit status; never as a traceback.
+advice, and a non-zero exit status; never as a traceback. TensorFlow's start-up log lines
+are kept out of the way; ``brainlab --verbose ...`` shows them.
 """
 from __future__ import annotations
 
@@ -22,8 +24,10 @@ import platform
 import sys
 from pathlib import Path
 
-from brainlab import __version__, config, experiment
+from brainlab import __version__, config, experiment, startup
 from brainlab.errors import BrainlabError
+
+__all__ = ["build_parser", "main"]
 
 
 def cmd_doctor(args) -> int:
@@ -39,7 +43,8 @@ def cmd_doctor(args) -> int:
         gpus = tf.config.list_physical_devices("GPU")
         rows += [("TensorFlow", tf.__version__), ("Keras", keras.__version__),
                  ("GPUs", ", ".join(g.name for g in gpus) if gpus else
-                  "none: training runs on the CPU (use quick mode, or a GPU runtime on Colab)")]
+                  "none: training runs on the CPU (use quick mode, or a GPU runtime on Colab; "
+                  "`brainlab --verbose doctor` shows what TensorFlow says about it)")]
     except ImportError as exc:
         rows.append(("TensorFlow", f"NOT IMPORTABLE ({exc}); pip install tensorflow"))
     rows.append(("Quick mode", "on (BRAINLAB_QUICK=1): bundled sample, few epochs" if config.quick_mode()
@@ -232,17 +237,25 @@ def cmd_experiment(args) -> int:
 def cmd_build_exercises(args) -> int:
     from brainlab import exercises
 
-    return exercises.main(args.rest)
+    return exercises.run(args)
+
+
+def cmd_course_links(args) -> int:
+    from brainlab import course
+
+    return course.run(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="brainlab", description="Deep learning on brain MRI, for teaching.")
     parser.add_argument("--version", action="version", version=f"brainlab {__version__}")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's own start-up log lines (hidden by default)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("doctor", help="report versions, GPU, data and weights; or check a data folder")
     p.add_argument("--data", metavar="DIR", help="check this dataset folder file by file")
-    p.set_defaults(func=cmd_doctor)
+    p.set_defaults(func=cmd_doctor, tensorflow=True)
 
     p = sub.add_parser("fetch-data", help="download and verify a dataset")
     p.add_argument("--dataset", default="sartaj",
@@ -256,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", help="load the bundled sample and describe it")
     p.add_argument("--image-size", type=int, default=128)
-    p.set_defaults(func=cmd_sample)
+    p.set_defaults(func=cmd_sample, tensorflow=True)
 
     p = sub.add_parser("audit", help="find duplicates, cross-split leaks, label conflicts and shortcuts")
     p.add_argument("--data", metavar="DIR", help="dataset folder (default: as find_data decides)")
@@ -297,16 +310,33 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--image-size", type=int)
         p.add_argument("--batch-size", type=int)
         p.add_argument("--seed", type=int)
-        p.set_defaults(func=cmd_experiment)
+        p.set_defaults(func=cmd_experiment, tensorflow=True)
+
+    from brainlab import course, exercises
 
     p = sub.add_parser("build-exercises", help="regenerate exercises/ from solutions/ (answers removed)")
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the generator (see --help)")
+    exercises.add_arguments(p)
     p.set_defaults(func=cmd_build_exercises)
+
+    p = sub.add_parser("course-links", help="point every Colab badge and install line at the course's repository and tag",
+                       description=course.DESCRIPTION)
+    course.add_arguments(p)
+    p.set_defaults(func=cmd_course_links)
+
+    for p in sub.choices.values():  # `brainlab doctor --verbose` works as well as `brainlab --verbose doctor`
+        p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                       help="show TensorFlow's own start-up log lines")
     return parser
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    startup.set_verbose(args.verbose or startup.verbose())
+    if getattr(args, "tensorflow", False) and not (args.command == "doctor" and args.data):
+        try:
+            startup.import_tensorflow()  # now, quietly, rather than wherever it is first needed
+        except ImportError:
+            pass  # the command says so where it needs TensorFlow (doctor reports it)
     try:
         return args.func(args)
     except BrainlabError as exc:

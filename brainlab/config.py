@@ -6,16 +6,27 @@ on a laptop, on Colab and in CI without edits:
 - ``BRAINLAB_DATA``: folder of the dataset (with ``Training/`` and ``Testing/`` inside).
 - ``BRAINLAB_CACHE``: where downloads and decoded images are cached
   (default ``~/.cache/brainlab``, or ``$XDG_CACHE_HOME/brainlab``).
+- ``BRAINLAB_RUNS``: where the notebooks record training runs (default ``runs`` in the
+  current folder); quick mode keeps its runs apart, in ``quick/`` below it.
 - ``BRAINLAB_QUICK=1``: quick mode. The bundled sample instead of the full dataset, few
   epochs and small images, so that everything finishes in about a minute on a CPU.
+
+:func:`keep_work_in` points the cache and the runs at one folder (a Google Drive on Colab,
+so that a runtime reset loses neither the downloads nor a training).
 """
 from __future__ import annotations
 
 import os
 import random
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
+
+from brainlab.errors import BrainlabError
+
+__all__ = ["DEFAULT_SEED", "quick_mode", "quick", "cache_dir", "runs_dir", "WorkFolders", "keep_work_in",
+           "data_env", "set_seed"]
 
 DEFAULT_SEED = 42
 _TRUE = {"1", "true", "yes", "on"}
@@ -40,6 +51,45 @@ def cache_dir() -> Path:
         base = (Path(xdg) if xdg else Path.home() / ".cache") / "brainlab"
     base.mkdir(parents=True, exist_ok=True)
     return base
+
+
+def runs_dir() -> Path:
+    """The folder training runs are recorded in: ``BRAINLAB_RUNS`` or ``runs``; in quick mode its ``quick/``.
+
+    Quick-mode runs (the sample, small images) are kept apart so that a full run never
+    resumes from a quick one. The folder is created by whatever records a run in it.
+    """
+    value = os.environ.get("BRAINLAB_RUNS", "").strip()
+    base = Path(value).expanduser() if value else Path("runs")
+    return base / "quick" if quick_mode() else base
+
+
+class WorkFolders(NamedTuple):
+    """Where :func:`keep_work_in` put the cache and the runs."""
+
+    cache: Path
+    runs: Path
+
+
+def keep_work_in(folder) -> WorkFolders:
+    """Keep the cache (downloads, decoded images) and the training runs in ``folder``, from now on.
+
+    Sets ``BRAINLAB_CACHE`` to ``folder/cache`` and ``BRAINLAB_RUNS`` to ``folder/runs`` for this
+    process (and the processes it starts), creates both, and returns them. On Colab, pass a
+    folder on a mounted Google Drive: a runtime reset then loses neither data nor runs.
+    Run folders already named by a notebook (``RUNS = config.runs_dir()``) keep their old place:
+    call this before, in the setup cells.
+    """
+    folder = Path(folder).expanduser().resolve()
+    work = WorkFolders(folder / "cache", folder / "runs")
+    try:
+        for path in work:
+            path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BrainlabError(f"Cannot keep brainlab's work in {folder}: {exc}. Is the folder (or the drive) "
+                            "mounted and writable?") from exc
+    os.environ["BRAINLAB_CACHE"], os.environ["BRAINLAB_RUNS"] = str(work.cache), str(work.runs)
+    return work
 
 
 def data_env() -> Path | None:

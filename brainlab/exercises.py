@@ -12,9 +12,10 @@ between two marker lines, as in nbgrader::
 
 :func:`build` writes the same notebook to ``exercises/`` with every such block replaced by
 a ``# TODO`` line and ``raise NotImplementedError()`` at the block's indentation, all
-outputs removed, and the "Open in Colab" link pointing at the exercise. The result
-depends only on the solution notebooks, byte for byte, so a test can tell when
-``exercises/`` is out of date.
+outputs removed, and every "Open in Colab" badge and install line written from the course
+setting (:mod:`brainlab.course`), the title's badge opening the exercise itself. The result
+depends only on the solution notebooks and that setting, byte for byte, so a test can tell
+when ``exercises/`` is out of date.
 """
 from __future__ import annotations
 
@@ -28,13 +29,14 @@ from pathlib import Path
 
 import nbformat
 
+from brainlab import course
+from brainlab.course import notebook_bytes
 from brainlab.errors import BrainlabError
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 CHECK = "# CHECK"
-SOLUTIONS_URL = "/blob/main/solutions/"
-EXERCISES_URL = "/blob/main/exercises/"
+EXERCISES_FOLDER = "exercises"  # where the exercises lie in the repository (their badges open them there)
 NOTEBOOK_METADATA = {  # the only notebook metadata kept: no versions, no editor state
     "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
     "language_info": {"name": "python"},
@@ -120,7 +122,11 @@ def _stable_id(name: str, index: int) -> str:
 
 
 def exercise_notebook(nb, name: str = "notebook"):
-    """The exercise version of one solution notebook (a new notebook; ``nb`` is not changed)."""
+    """The exercise version of one solution notebook (a new notebook; ``nb`` is not changed).
+
+    ``name`` is the solution notebook's file name (or path): messages name it, and the title's
+    badge opens ``exercises/<its file name>``.
+    """
     nb = copy.deepcopy(nb)
     nb.metadata = copy.deepcopy(NOTEBOOK_METADATA)
     nb.nbformat, nb.nbformat_minor = 4, 5
@@ -131,15 +137,8 @@ def exercise_notebook(nb, name: str = "notebook"):
         if cell.cell_type == "code":
             cell.source = strip_solution(cell.source, f"{name}, cell {index + 1}")
             cell.outputs, cell.execution_count = [], None
-        elif cell.cell_type == "markdown":
-            cell.source = cell.source.replace(SOLUTIONS_URL, EXERCISES_URL)
+    course.rewrite_notebook(nb, f"{EXERCISES_FOLDER}/{Path(name).name}")
     return nb
-
-
-def notebook_bytes(nb) -> bytes:
-    """A notebook as Jupyter writes it (sorted keys, one-space indent), ending in a newline."""
-    text = nbformat.writes(nb, version=4)
-    return (text if text.endswith("\n") else text + "\n").encode("utf-8")
 
 
 def expected_exercises(solutions_dir) -> dict[str, bytes]:

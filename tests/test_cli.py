@@ -1,12 +1,16 @@
-"""The command line: doctor, doctor --data and the sample, as a student would run them."""
+"""The command line: doctor, doctor --data and the sample, as a student would run them; a quiet start-up."""
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 
-from brainlab.cli import main
+import pytest
+
+from brainlab.cli import build_parser, main
 from conftest import make_dataset
+from test_startup import NOISE_LINES
 
 
 def test_doctor_reports_everything_a_helper_needs(capsys, monkeypatch):
@@ -51,3 +55,29 @@ def test_module_entry_point_and_sample_command():
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"sample-test\s+10\s+10\s+10\s+10\s+40", proc.stdout)
     assert "One training batch: images (8, 128, 128, 3) float32" in proc.stdout
+
+
+def run_cli(*args: str, code: str | None = None, **env: str) -> subprocess.CompletedProcess:
+    """``python -m brainlab ARGS`` (or ``python -c CODE``) with TensorFlow's log level not set by anyone."""
+    environ = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "BRAINLAB_VERBOSE")}
+    command = [sys.executable, "-c", code] if code else [sys.executable, "-m", "brainlab", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env={**environ, **env})
+
+
+@pytest.mark.slow
+def test_tensorflows_start_up_lines_stay_off_stderr():
+    proc = run_cli("doctor", BRAINLAB_QUICK="1")
+    assert proc.returncode == 0 and "TensorFlow" in proc.stdout, proc.stderr
+    assert not [line for line in proc.stderr.splitlines() if any(noise in line for noise in NOISE_LINES)], proc.stderr
+    assert not re.search(r"^[IWE]\d{4} ", proc.stderr, flags=re.M), proc.stderr
+
+
+@pytest.mark.slow
+def test_verbose_shows_them_and_leaves_tensorflows_level_alone():
+    assert build_parser().parse_args(["--verbose", "sample"]).verbose is True
+    assert build_parser().parse_args(["sample"]).verbose is False
+    code = ("import os; from brainlab.cli import main; rc = main(['doctor', '--verbose']); "
+            "print('TF_CPP_MIN_LOG_LEVEL', os.environ.get('TF_CPP_MIN_LOG_LEVEL'), 'rc', rc)")
+    proc = run_cli(code=code, BRAINLAB_QUICK="1")
+    assert "TF_CPP_MIN_LOG_LEVEL None rc 0" in proc.stdout, proc.stderr
+    assert "absl::InitializeLog" in proc.stderr  # TensorFlow's own start-up lines, untouched

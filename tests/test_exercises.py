@@ -7,11 +7,11 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from brainlab import exercises
+from brainlab import course, exercises
 from brainlab.exercises import CHECK, ExerciseFormatError, strip_solution
 
 REPO = Path(__file__).resolve().parents[1]
-COLAB = "https://colab.research.google.com/github/brainlab-course/brainlab/blob/main/"
+COLAB = "https://colab.research.google.com/github/someone/old-place/blob/main/"  # where a solution's badge used to point
 
 SOLVED = '''import numpy as np
 
@@ -64,13 +64,15 @@ def test_unbalanced_markers_are_reported_with_their_place(source, problem):
 
 def solution_notebook(answer="value = 6 * 7", with_ids=True):
     """A small solution notebook as a person leaves it: run, with outputs and editor metadata."""
-    title = new_markdown_cell(f"# Demo\n\n[![Open In Colab](badge.svg)]({COLAB}solutions/07_demo.ipynb)")
+    title = new_markdown_cell(f"# Demo\n\n[![Open In Colab](badge.svg)]({COLAB}solutions/07_demo.ipynb)\n\n"
+                              f"The course notebook: [![Open In Colab](badge.svg)]({COLAB}notebooks/07_demo.ipynb)")
+    setup = new_code_cell('SPEC = "brainlab @ git+https://github.com/someone/old-place@v0.0.1"')
     question = new_markdown_cell("### Exercise 1\nCompute `value`.")
     solution = new_code_cell(f"### BEGIN SOLUTION\n{answer}\n### END SOLUTION", execution_count=3,
                              outputs=[new_output("stream", name="stdout", text="42\n")],
                              metadata={"scrolled": True, "tags": ["exercise"]})
     check = new_code_cell(f"{CHECK}\nassert value == 42", execution_count=4)
-    nb = new_notebook(cells=[title, question, solution, check],
+    nb = new_notebook(cells=[title, setup, question, solution, check],
                       metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
                                 "language_info": {"name": "python", "version": "3.11.7"}, "widgets": {"state": {}}})
     for index, cell in enumerate(nb.cells):
@@ -90,8 +92,11 @@ def test_build_strips_answers_outputs_and_editor_state(tmp_path):
     written = exercises.build(solutions, out)
     assert written == [out / "07_demo.ipynb"]
     nb = nbformat.read(written[0], as_version=4)
-    title, question, exercise, check = nb.cells
-    assert f"{COLAB}exercises/07_demo.ipynb" in title.source and "/solutions/" not in title.source
+    title, setup, question, exercise, check = nb.cells
+    # every badge and install line comes from the course setting; the title's badge opens the exercise itself
+    assert course.colab_url("exercises/07_demo.ipynb") in title.source and "/solutions/" not in title.source
+    assert course.colab_url("notebooks/07_demo.ipynb") in title.source and "old-place" not in title.source
+    assert setup.source == f'SPEC = "{course.install_spec()}"'
     assert question.source == "### Exercise 1\nCompute `value`."
     assert exercise.source == "# TODO: define value, then run the check below\nraise NotImplementedError()"
     assert check.source == f"{CHECK}\nassert value == 42"
@@ -141,7 +146,7 @@ def test_bad_markers_and_missing_folders_are_one_clear_message(tmp_path, capsys)
     nbformat.write(solution_notebook(answer="value = 42\n### BEGIN SOLUTION"), solutions / "07_demo.ipynb")
     assert exercises.main(["--solutions", str(solutions), "--out", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
-    assert "07_demo.ipynb, cell 3, line 3: '### BEGIN SOLUTION' again" in err
+    assert "07_demo.ipynb, cell 4, line 3: '### BEGIN SOLUTION' again" in err
     assert exercises.main(["--solutions", str(tmp_path / "nowhere")]) == 1
     assert "No solutions folder" in capsys.readouterr().err
 

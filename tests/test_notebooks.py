@@ -1,8 +1,10 @@
 """What every course notebook promises, checked without running it (nbval runs them; see pyproject.toml).
 
-Each notebook: a title and an "Open in Colab" badge for its own path, a setup cell that installs
-brainlab only when missing (never TensorFlow), sizes as named settings that quick mode shrinks,
-prose between the code, no outputs committed. Course notebooks also say what you will learn and end
+Each notebook: a title and an "Open in Colab" badge for its own path at the course's ref, the same
+setup cells everywhere (a QUICK switch, brainlab installed only when missing and never TensorFlow,
+from the course's repository; an optional Google Drive cell), sizes as named settings that quick
+mode shrinks, run folders under config.runs_dir(), prose between the code, no outputs committed.
+The badges and install lines are written from brainlab/course.py (`brainlab course-links`). Course notebooks also say what you will learn and end
 with a summary and exercises; solution notebooks pair every answer with a check.
 """
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from brainlab import exercises
+from brainlab import course, exercises
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -22,9 +24,6 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 REPO = Path(__file__).resolve().parents[1]
-COLAB = "https://colab.research.google.com/github/brainlab-course/brainlab/blob/main/"
-BADGE = "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})"
-INSTALL = '%pip install -q "brainlab @ git+https://github.com/brainlab-course/brainlab"'
 CHECK_OUTPUT = "# NBVAL_CHECK_OUTPUT"
 
 COURSE = sorted((REPO / "notebooks").glob("*.ipynb"))
@@ -63,14 +62,54 @@ def test_title_badge_and_setup_cell(path):
     nb = read(path)
     first = nb.cells[0]
     assert first.cell_type == "markdown" and re.match(r"# \S", first.source), "start with a '# Title' cell"
-    assert BADGE.format(url=COLAB + relative(path)) in first.source, "the Colab badge must point at this notebook"
-    setup = next(cell.source for cell in nb.cells if cell.cell_type == "code")
-    assert setup.startswith("try:\n    import brainlab\nexcept ImportError"), "the setup cell comes first"
-    assert INSTALL in setup
+    assert course.badge(relative(path)) in first.source, "the Colab badge must open this notebook at the course's ref"
+    prose, setup, drive_prose, drive = nb.cells[1:5]
+    assert prose.cell_type == "markdown" and prose.source.startswith("## Setup") and "`QUICK`" in prose.source
+    assert setup.cell_type == "code" and setup.source.startswith("QUICK = None  # True: "), \
+        "the setup cell comes first and shows the QUICK switch, following BRAINLAB_QUICK by default"
+    setup = setup.source
+    assert setup.index('os.environ["BRAINLAB_QUICK"]') < setup.index("import brainlab") < setup.rindex("config.quick_mode()")
+    assert f'    SPEC = "{course.install_spec()}"\n' in setup, "install from the course setting (brainlab course-links)"
+    assert "python3 tasks.py wheel" in setup and "%pip install brainlab-*.whl" in setup, "advice when the install fails"
+    assert "tf = startup.import_tensorflow()" in setup, "TensorFlow's start-up log lines stay out of the notebook"
     assert "tf.__version__" in setup and 'list_physical_devices("GPU")' in setup, "report versions and GPU"
-    installs = [line for line in code_of(nb).splitlines() if re.search(r"[%!]\s*pip\b", line)]
-    assert installs == [f"    {INSTALL}"], f"install brainlab only, and only there: {installs}"
+    assert "Runtime > Change runtime type > GPU" in setup, "say how to get a GPU on Colab"
+    assert drive_prose.cell_type == "markdown" and "Google Drive" in drive_prose.source
+    assert drive.cell_type == "code" and drive.source.startswith("KEEP_ON_DRIVE = False  #"), "Drive is opt-in"
+    assert 'drive.mount("/content/drive")' in drive.source and "config.keep_work_in(" in drive.source
+    code = code_of(nb).splitlines()
+    assert not [line for line in code if re.match(r"\s*[%!]\s*pip\b", line)], "no %pip/!pip: the setup cell installs"
+    installs = [line for line in code if '"pip", "install"' in line]
+    assert len(installs) == 1 and installs[0] in setup, f"install brainlab only, and only there: {installs}"
     assert nb.metadata.kernelspec.name == "python3"
+
+
+def test_every_notebook_has_the_same_setup_cells():
+    setups = {relative(p): tuple(cell.source for cell in read(p).cells[1:5]) for p in EVERY}
+    first = setups[relative(COURSE[0])]
+    different = [name for name, cells in setups.items() if cells != first]
+    assert not different, f"the setup cells differ from {relative(COURSE[0])}'s in {different}"
+
+
+def test_every_badge_and_install_line_agrees_with_the_course_setting():
+    disagree = course.apply(REPO, course.REPOSITORY, course.REF, check=True)
+    assert not disagree, "run `brainlab course-links`:\n" + "\n".join(map(str, disagree))
+    for path in EVERY:
+        nb = read(path)
+        urls = course.COLAB_URL.findall(markdown_of(nb))
+        assert urls and all(url[:2] == (course.REPOSITORY, course.REF) for url in urls), (path, urls)
+        specs = course.INSTALL_SPEC.findall(code_of(nb))
+        assert specs == [(course.REPOSITORY, course.REF)], (path, specs)
+
+
+@pytest.mark.parametrize("path", EVERY, ids=relative)
+def test_runs_are_recorded_under_the_runs_setting(path):
+    """Run folders come from config.runs_dir(), so BRAINLAB_RUNS (and the Drive cell) really moves them."""
+    code = code_of(read(path))
+    assert not re.search(r"""Path\(\s*(config\.quick\(\s*)?["']runs|["']runs/quick["']""", code), \
+        "name run folders with config.runs_dir(), not a fixed 'runs' folder"
+    if "train.fit(" in code or "experiment.run(" in code:
+        assert "config.runs_dir()" in code
 
 
 @pytest.mark.parametrize("path", EVERY, ids=relative)
@@ -124,7 +163,7 @@ def test_course_notebook_teaches_then_sums_up(path):
     assert 2 <= len(items) <= 4, items
     answers = [c for c in read(REPO / "solutions" / path.name).cells if exercises.has_solution(c)]
     assert len(answers) == len(items), "the exercises listed here and those in solutions/ differ"
-    assert BADGE.format(url=f"{COLAB}exercises/{path.name}") in markdown_of(nb), "link the exercise notebook"
+    assert course.badge(f"exercises/{path.name}") in markdown_of(nb), "link the exercise notebook"
     assert "%matplotlib inline" in code_of(nb), "brainlab.plots figures show only with the inline backend on"
 
 

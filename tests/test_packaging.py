@@ -47,7 +47,9 @@ def test_tensorflow_is_never_pinned_or_capped():
 def test_ci_runs_the_readme_test_command():
     readme = (REPO / "README.md").read_text()
     commands = re.findall(r"^\s*(python3 tasks\.py \w+.*)$", readme, flags=re.M)
-    assert sorted(set(commands)) == ["python3 tasks.py demo", "python3 tasks.py test"]
+    assert sorted(set(commands)) == ["python3 tasks.py demo", "python3 tasks.py lab", "python3 tasks.py test",
+                                     "python3 tasks.py wheel"]
+    assert commands[0] == "python3 tasks.py lab", "the README starts with opening the course"
     ci = [line for line in (REPO / ".ci" / "run").read_text().splitlines() if line and not line.startswith(("#", "set", "cd"))]
     assert ci == ["python3 tasks.py test"]
 

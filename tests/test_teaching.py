@@ -1,4 +1,4 @@
-"""The helpers notebooks 02-04 look inside models with: deep stacks, gradient norms, layer tables."""
+"""The helpers notebooks 03-05 look inside models with: deep stacks, gradient norms, layer tables."""
 from __future__ import annotations
 
 import keras

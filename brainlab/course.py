@@ -1,0 +1,256 @@
+"""Where the course lives: the one setting that every "Open in Colab" badge and install line comes from.
+
+The course is a GitHub repository, :data:`REPOSITORY`, at a fixed :data:`REF` (a tag or a
+commit, never a branch that moves). Every notebook in ``notebooks/``, ``solutions/`` and
+``exercises/`` opens with a badge that opens it on Colab at that ref, and its setup cell
+installs brainlab from that same ref::
+
+    [![Open In Colab](...colab-badge.svg)](https://colab.research.google.com/github/OWNER/NAME/blob/REF/notebooks/00_setup_and_data.ipynb)
+    SPEC = "brainlab @ git+https://github.com/OWNER/NAME@REF"
+
+``brainlab course-links --repo OWNER/NAME --ref REF`` changes the setting below and rewrites
+every notebook to match (``--check`` only reports where they disagree); a fork of the course
+runs it once. Until the project is published under a real address, the address below is a
+setting, not a promise that the repository exists.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from brainlab.errors import BrainlabError
+
+REPOSITORY = "brainlab-course/brainlab"
+REF = "v0.1.0"
+
+FOLDERS = ("notebooks", "solutions", "exercises")
+BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
+MOVING_REFS = frozenset({"main", "master", "head", "develop", "dev", "trunk", "latest", "stable", "gh-pages"})
+
+_NAME = r"[A-Za-z0-9_.-]+"
+_REF = r"[A-Za-z0-9_.+-]+"
+COLAB_URL = re.compile(rf"https://colab\.research\.google\.com/github/(?P<repo>{_NAME}/{_NAME})"
+                       rf"/blob/(?P<ref>{_REF})/(?P<path>[^\s)\"'<>]+)")
+INSTALL_SPEC = re.compile(rf"brainlab @ git\+https://github\.com/(?P<repo>{_NAME}/[A-Za-z0-9_.-]+?)(?:\.git)?"
+                          rf"(?:@(?P<ref>{_REF}))?(?=[\"'\s]|$)")
+_SETTING_LINE = re.compile(r'^(?P<name>REPOSITORY|REF) = "(?P<value>[^"]*)"$', flags=re.M)
+
+__all__ = ["REPOSITORY", "REF", "FOLDERS", "CourseSettingError", "Change", "check_setting", "colab_url", "badge",
+           "install_spec", "rewrite_notebook", "notebook_bytes", "read_setting", "write_setting", "apply", "add_arguments",
+           "run", "main"]
+
+
+class CourseSettingError(BrainlabError):
+    """The course's address cannot be used: not OWNER/NAME, or a ref that moves."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One line that differs from the setting: in which file, what it says and what it should say."""
+
+    file: str
+    old: str
+    new: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:\n  - {self.old}\n  + {self.new}"
+
+
+def check_setting(repository: str, ref: str, root: Path | None = None) -> None:
+    """Refuse an address that is not ``OWNER/NAME`` or a ref that is a branch (it moves, so links would drift).
+
+    Well-known branch names (main, master, ...) are always refused; inside a git checkout
+    (``root``) so is any name that is a local or remote branch there.
+    """
+    if not re.fullmatch(rf"{_NAME}/{_NAME}", repository or "") or repository.endswith(".git"):
+        raise CourseSettingError(f"--repo {repository!r}: give the GitHub repository as OWNER/NAME, "
+                                 "for example brainlab-course/brainlab.")
+    if not re.fullmatch(_REF, ref or ""):
+        raise CourseSettingError(f"--ref {ref!r}: give a tag (v0.1.0) or a commit hash; letters, digits and "
+                                 "'.', '_', '+', '-' only (no '/').")
+    why = ""
+    if ref.lower() in MOVING_REFS:
+        why = "a branch name"
+    elif root is not None and _is_branch(Path(root), ref):
+        why = "a branch in this repository"
+    if why:
+        raise CourseSettingError(
+            f"--ref {ref!r} is {why}: a branch moves, so the notebooks would install code other than the one "
+            "they were written for. Give a tag (for example v0.1.0: `git tag v0.1.0 && git push --tags`) "
+            "or a commit hash.")
+
+
+def _is_branch(root: Path, ref: str) -> bool:
+    try:
+        out = subprocess.run(["git", "-C", str(root), "for-each-ref", "--format=%(refname)", "refs/heads", "refs/remotes"],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False  # no git: the name check above is all we can do
+    names = {re.sub(r"^refs/(heads/|remotes/[^/]+/)", "", line) for line in out.stdout.split()}
+    return out.returncode == 0 and ref in names
+
+
+def colab_url(path: str, repository: str = REPOSITORY, ref: str = REF) -> str:
+    """The address that opens ``path`` (relative to the repository root) on Colab."""
+    return f"https://colab.research.google.com/github/{repository}/blob/{ref}/{path}"
+
+
+def badge(path: str, repository: str = REPOSITORY, ref: str = REF) -> str:
+    """The markdown "Open in Colab" badge for ``path``."""
+    return f"[![Open In Colab]({BADGE_IMAGE})]({colab_url(path, repository, ref)})"
+
+
+def install_spec(repository: str = REPOSITORY, ref: str = REF) -> str:
+    """The pip requirement that installs brainlab from the course repository at ``ref``."""
+    return f"brainlab @ git+https://github.com/{repository}@{ref}"
+
+
+def rewrite_notebook(nb, own_path: str, repository: str = REPOSITORY, ref: str = REF) -> list[tuple[str, str]]:
+    """Point every badge and install line of ``nb`` at ``repository``/``ref``; changes ``nb`` in place.
+
+    Badges keep the path they link to, except the title's (the first badge of the first cell),
+    which opens the notebook itself: its path becomes ``own_path``, so an exercise notebook made
+    from a solution notebook opens itself. Returns ``(old line, new line)`` for each changed line.
+    """
+    changes = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            title = [index == 0]
+
+            def url(match):
+                path = own_path if title[0] else match["path"]
+                title[0] = False
+                return colab_url(path, repository, ref)
+
+            new = COLAB_URL.sub(url, cell.source)
+        elif cell.cell_type == "code":
+            new = INSTALL_SPEC.sub(install_spec(repository, ref), cell.source)
+        else:
+            continue
+        if new != cell.source:
+            changes += [(a, b) for a, b in zip(cell.source.splitlines(), new.splitlines()) if a != b]
+            cell.source = new
+    return changes
+
+
+def notebook_bytes(nb) -> bytes:
+    """A notebook as Jupyter writes it (sorted keys, one-space indent), ending in a newline."""
+    text = nbformat.writes(nb, version=4)
+    return (text if text.endswith("\n") else text + "\n").encode("utf-8")
+
+
+def read_setting(course_file: Path) -> tuple[str, str]:
+    """``(REPOSITORY, REF)`` as written in ``course_file`` (this module's source, in a checkout)."""
+    values = {}
+    for node in ast.parse(Path(course_file).read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
+                and node.targets[0].id in ("REPOSITORY", "REF") and isinstance(node.value, ast.Constant):
+            values[node.targets[0].id] = node.value.value
+    if set(values) != {"REPOSITORY", "REF"}:
+        raise CourseSettingError(f"{course_file} does not define REPOSITORY and REF as plain strings.")
+    return values["REPOSITORY"], values["REF"]
+
+
+def write_setting(course_file: Path, repository: str, ref: str) -> list[Change]:
+    """Change the ``REPOSITORY = ...`` and ``REF = ...`` lines of ``course_file``; the changes made."""
+    course_file = Path(course_file)
+    text = course_file.read_text(encoding="utf-8")
+    want = {"REPOSITORY": repository, "REF": ref}
+    changes = []
+
+    def line(match):
+        new = f'{match["name"]} = "{want[match["name"]]}"'
+        if new != match[0]:
+            changes.append(Change(str(course_file), match[0], new))
+        return new
+
+    new_text = _SETTING_LINE.sub(line, text)
+    if len(_SETTING_LINE.findall(text)) != 2:
+        raise CourseSettingError(f"{course_file}: expected one 'REPOSITORY = \"...\"' and one 'REF = \"...\"' line.")
+    if changes:
+        course_file.write_text(new_text, encoding="utf-8")
+    return changes
+
+
+def apply(root: Path, repository: str, ref: str, check: bool = False) -> list[Change]:
+    """Make every notebook under ``root`` (notebooks/, solutions/, exercises/) agree with ``repository``/``ref``.
+
+    With ``check`` nothing is written; either way the list of lines that differ(ed) is returned.
+    """
+    root = Path(root)
+    changes = []
+    for folder in FOLDERS:
+        for path in sorted((root / folder).glob("*.ipynb")):
+            nb = nbformat.read(path, as_version=4)
+            before = notebook_bytes(nb)
+            lines = rewrite_notebook(nb, f"{folder}/{path.name}", repository, ref)
+            changes += [Change(f"{folder}/{path.name}", old.strip(), new.strip()) for old, new in lines]
+            if lines and not check and notebook_bytes(nb) != before:
+                path.write_bytes(notebook_bytes(nb))
+    return changes
+
+
+DESCRIPTION = ("Point every Colab badge and install line of the notebooks at one repository and ref "
+               "(the setting in brainlab/course.py), or with --check list where they disagree with it.")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``brainlab course-links`` (also used by :func:`main`)."""
+    parser.add_argument("--repo", metavar="OWNER/NAME", help="the GitHub repository of the course (default: as set)")
+    parser.add_argument("--ref", help="a tag or commit of it, never a branch (default: as set)")
+    parser.add_argument("--root", default=".", metavar="DIR",
+                        help="the course checkout, with brainlab/course.py and the notebook folders (default: .)")
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; list what disagrees with the setting and exit with status 1 if anything does")
+
+
+def run(args) -> int:
+    """Rewrite the setting and the notebooks (or with ``--check`` only compare); the exit status."""
+    root = Path(args.root)
+    course_file = root / "brainlab" / "course.py"
+    try:
+        if not course_file.is_file() or not any((root / folder).is_dir() for folder in FOLDERS):
+            raise CourseSettingError(f"{root.resolve()} is not a course checkout (no brainlab/course.py, or none of "
+                                     f"{', '.join(FOLDERS)}). Run this from the repository root, or pass --root DIR.")
+        current = read_setting(course_file)
+        repository, ref = args.repo or current[0], args.ref or current[1]
+        check_setting(repository, ref, root)
+        if args.check:
+            changes = ([Change(str(course_file), f"{current[0]}@{current[1]}", f"{repository}@{ref}")]
+                       if (repository, ref) != current else [])
+        else:
+            changes = write_setting(course_file, repository, ref)
+        changes += apply(root, repository, ref, check=args.check)
+    except (BrainlabError, nbformat.ValidationError, OSError) as exc:
+        print(f"brainlab course-links: {exc}", file=sys.stderr)
+        return 1
+    for change in changes:
+        print(change)
+    where = f"{repository}@{ref}"
+    if args.check:
+        if changes:
+            fix = "brainlab course-links" + (f" --repo {repository} --ref {ref}" if (repository, ref) != current else "")
+            print(f"{len(changes)} line(s) disagree with {where}. Run: {fix}", file=sys.stderr)
+            return 1
+        print(f"Every badge and install line points at {where}.")
+    else:
+        print(f"{len(changes)} line(s) changed; every badge and install line now points at {where}.")
+    return 0
+
+
+def main(argv=None) -> int:
+    """``brainlab course-links [--repo OWNER/NAME] [--ref REF] [--root DIR] [--check]``."""
+    parser = argparse.ArgumentParser(prog="brainlab course-links", description=DESCRIPTION)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

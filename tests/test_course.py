@@ -1,0 +1,131 @@
+"""Where the course lives: one setting, every badge and install line written from it, branches refused."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import nbformat
+import pytest
+
+import brainlab
+from brainlab import course
+from brainlab.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOK_FOLDERS = ("notebooks", "solutions", "exercises")
+
+
+def copy_course(tmp_path: Path) -> Path:
+    """The repository's notebooks and its course setting, copied into ``tmp_path/course``."""
+    root = tmp_path / "course"
+    for folder in NOTEBOOK_FOLDERS:
+        shutil.copytree(REPO / folder, root / folder)
+    (root / "brainlab").mkdir()
+    shutil.copy(REPO / "brainlab" / "course.py", root / "brainlab" / "course.py")
+    return root
+
+
+def notebook_texts(root: Path) -> dict[str, str]:
+    return {f"{folder}/{p.name}": p.read_text(encoding="utf-8")
+            for folder in NOTEBOOK_FOLDERS for p in sorted((root / folder).glob("*.ipynb"))}
+
+
+def test_the_setting_is_a_tag_named_after_the_version_and_this_checkout_agrees():
+    assert course.REF == f"v{brainlab.__version__}", "until the project is published, the tag is named after the version"
+    assert course.read_setting(REPO / "brainlab" / "course.py") == (course.REPOSITORY, course.REF)
+    course.check_setting(course.REPOSITORY, course.REF, REPO)  # a pinned ref, not a branch
+    assert course.apply(REPO, course.REPOSITORY, course.REF, check=True) == []
+    assert main(["course-links", "--root", str(REPO), "--check"]) == 0
+
+
+def test_rendered_strings():
+    assert course.colab_url("notebooks/00_x.ipynb", "me/fork", "v2") == \
+        "https://colab.research.google.com/github/me/fork/blob/v2/notebooks/00_x.ipynb"
+    assert course.badge("exercises/00_x.ipynb", "me/fork", "abc123") == (
+        "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+        "(https://colab.research.google.com/github/me/fork/blob/abc123/exercises/00_x.ipynb)")
+    assert course.install_spec("me/fork", "v2") == "brainlab @ git+https://github.com/me/fork@v2"
+
+
+def test_course_links_rewrites_every_badge_and_install_line_and_nothing_else(tmp_path, capsys):
+    root = copy_course(tmp_path)
+    before = notebook_texts(root)
+    assert main(["course-links", "--root", str(root), "--repo", "someone/fork", "--ref", "v9.9.9"]) == 0
+    out = capsys.readouterr().out
+    after = notebook_texts(root)
+
+    old_url = f"https://colab.research.google.com/github/{course.REPOSITORY}/blob/{course.REF}/"
+    new_url = "https://colab.research.google.com/github/someone/fork/blob/v9.9.9/"
+    old_spec, new_spec = course.install_spec(), course.install_spec("someone/fork", "v9.9.9")
+    course_notebooks = sorted((REPO / "notebooks").glob("*.ipynb"))
+    assert sorted(after) == sorted(before) and len(before) == 3 * len(course_notebooks)  # notebooks, solutions, exercises
+    changed_lines = 0
+    for name, text in before.items():
+        assert text.count(old_url) >= 1 and text.count(old_spec) == 1, f"{name}: no badge or install line to change"
+        changed_lines += text.count(old_url) + text.count(old_spec)
+        # the file is byte for byte what replacing the address gives: nothing else changed
+        assert after[name] == text.replace(old_url, new_url).replace(old_spec, new_spec), name
+        assert old_url not in after[name] and course.REPOSITORY not in after[name], name
+    assert f"{changed_lines + 2} line(s) changed" in out  # and the two lines of the setting
+    assert course.read_setting(root / "brainlab" / "course.py") == ("someone/fork", "v9.9.9")
+    assert "notebooks/00_setup_and_data.ipynb:\n  - " in out and f"  + SPEC = \"{new_spec}\"" in out
+
+    # the checkout now agrees with its new setting, and no longer with the old one
+    assert main(["course-links", "--root", str(root), "--check"]) == 0
+    assert main(["course-links", "--root", str(root), "--repo", course.REPOSITORY, "--ref", course.REF,
+                 "--check"]) == 1
+    assert notebook_texts(root) == after  # --check wrote nothing
+
+
+def test_check_names_each_disagreeing_line_and_a_plain_run_fixes_it(tmp_path, capsys):
+    root = copy_course(tmp_path)
+    path = root / "solutions" / "04_residual_blocks.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[0].source = nb.cells[0].source.replace(f"/blob/{course.REF}/", "/blob/main/")  # edited by hand
+    path.write_bytes(course.notebook_bytes(nb))
+    assert main(["course-links", "--root", str(root), "--check"]) == 1
+    captured = capsys.readouterr()
+    assert "solutions/04_residual_blocks.ipynb:\n  - [![Open In Colab]" in captured.out
+    assert "/blob/main/solutions/04_residual_blocks.ipynb" in captured.out
+    assert "1 line(s) disagree" in captured.err and "Run: brainlab course-links" in captured.err
+    assert main(["course-links", "--root", str(root)]) == 0
+    assert "1 line(s) changed" in capsys.readouterr().out
+    assert notebook_texts(root) == notebook_texts(REPO)
+
+
+@pytest.mark.parametrize("args, problem", [
+    (["--ref", "main"], "'main' is a branch name"),
+    (["--ref", "master"], "'master' is a branch name"),
+    (["--ref", "HEAD"], "'HEAD' is a branch name"),
+    (["--ref", "release/1.0"], "no '/'"),
+    (["--repo", "just-a-name"], "give the GitHub repository as OWNER/NAME"),
+    (["--repo", "https://github.com/me/fork"], "give the GitHub repository as OWNER/NAME"),
+])
+def test_moving_refs_and_bad_addresses_are_refused_and_nothing_is_written(tmp_path, capsys, args, problem):
+    root = copy_course(tmp_path)
+    before = notebook_texts(root), (root / "brainlab" / "course.py").read_text()
+    assert main(["course-links", "--root", str(root), *args]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("brainlab course-links: ") and problem in err and "Traceback" not in err
+    assert (notebook_texts(root), (root / "brainlab" / "course.py").read_text()) == before
+
+
+def test_a_branch_of_the_checkout_is_refused_but_its_tags_and_commits_are_taken(tmp_path, capsys):
+    root = copy_course(tmp_path)
+    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    for command in (["init", "-q"], ["add", "brainlab"], ["commit", "-qm", "setting"], ["branch", "spring-term"],
+                    ["tag", "v0.2.0"]):
+        subprocess.run(git + command, check=True, capture_output=True)
+    assert main(["course-links", "--root", str(root), "--ref", "spring-term"]) == 1
+    assert "'spring-term' is a branch in this repository" in capsys.readouterr().err
+    commit = subprocess.run(git + ["rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    for ref in ("v0.2.0", commit):
+        assert main(["course-links", "--root", str(root), "--ref", ref]) == 0
+        assert course.read_setting(root / "brainlab" / "course.py") == (course.REPOSITORY, ref)
+
+
+def test_a_folder_that_is_not_the_course_is_one_clear_message(tmp_path, capsys):
+    assert main(["course-links", "--root", str(tmp_path), "--check"]) == 1
+    err = capsys.readouterr().err
+    assert "is not a course checkout" in err and "--root DIR" in err
