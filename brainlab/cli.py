@@ -2,9 +2,11 @@
 
     brainlab doctor               what a helper needs to know about your setup, on one screen
     brainlab doctor --data DIR    check a dataset folder, file by file
-    brainlab fetch-data [--to DIR]  download and verify the dataset ahead of time
+    brainlab fetch-data [--dataset NAME] [--to DIR]  download and verify a dataset ahead of time
     brainlab sample               load the bundled sample and describe it
     brainlab audit --out DIR      duplicates, leakage and shortcuts in the dataset; a clean split
+    brainlab audit --data A --against B --out DIR   the images of B that copy images of A; B's external test set
+    brainlab evaluate --run RUN --data DIR --out OUT   score a finished run on any labelled folder
     brainlab build-exercises      regenerate exercises/ from solutions/
     brainlab course-links --repo OWNER/NAME --ref TAG   point every badge and install line at a fork
     brainlab reproduce --out DIR  the paper's experiment end to end (add --quick for a 1-minute run)
@@ -88,12 +90,14 @@ def imagenet_weights_row() -> str:
 
 
 def check_data_folder(root: Path) -> int:
-    """`brainlab doctor --data DIR`: layout, counts, and every file that cannot be used."""
+    """`brainlab doctor --data DIR`: which dataset, layout, counts, checksums, and every file that cannot be used."""
     from tqdm.auto import tqdm
 
-    from brainlab import data, images
+    from brainlab import data, datasets, images
 
-    found = data.scan(root)  # layout problems raise DataLayoutError with the expected layout
+    spec = datasets.detect_spec(root, default=datasets.BRAIN_TUMOR)
+    splits = datasets.present_splits(root, spec) or spec.splits  # none: scan explains the expected layout
+    found = data.scan(root, splits=splits, spec=spec)  # layout problems raise DataLayoutError with the expected layout
     bad = [(p, reason) for p, reason in found.bad]
     readable: dict[tuple[str, str], int] = {}
     for f in tqdm(found.files, desc="checking images", unit="img", leave=False):
@@ -102,29 +106,47 @@ def check_data_folder(root: Path) -> int:
             bad.append((f.path, reason))
         else:
             readable[f.split, f.class_name] = readable.get((f.split, f.class_name), 0) + 1
-    print(f"Dataset folder {root}\n")
-    print(f"  {'class':<18}" + "".join(f"{s:>10}" for s in data.SPLITS))
-    for c in data.CLASS_NAMES:
-        print(f"  {c:<18}" + "".join(f"{readable.get((s, c), 0):>10}" for s in data.SPLITS))
-    print(f"  {'total':<18}" + "".join(f"{sum(readable.get((s, c), 0) for c in data.CLASS_NAMES):>10}"
-                                        for s in data.SPLITS))
+    print(f"Dataset folder {root}\n  dataset: {spec.title} (catalogue entry {spec.name}; class folders "
+          f"{', '.join(spec.folder_names())})\n")
+    print(f"  {'class':<18}" + "".join(f"{s:>10}" for s in splits))
+    for c in spec.class_names:
+        print(f"  {c:<18}" + "".join(f"{readable.get((s, c), 0):>10}" for s in splits))
+    print(f"  {'total':<18}" + "".join(f"{sum(readable.get((s, c), 0) for c in spec.class_names):>10}"
+                                        for s in splits))
     if bad:
         print(f"\n{len(bad)} file(s) or folder(s) cannot be used and will be skipped:")
         for path, reason in bad:
             print(f"  {Path(path).relative_to(root)}: {reason}")
-    empty = [f"{s}/{c}" for s in data.SPLITS for c in data.CLASS_NAMES if not readable.get((s, c))]
+    check = datasets.verify(root, spec, splits=splits)
+    print("\nAgainst the catalogue: " + ("counts and checksums match for " + ", ".join(check.splits) if check.ok
+                                        else "does NOT match:\n  " + check.problems(limit=5).replace("\n", "\n  ")))
+    for line in check.not_checked:
+        print(f"  {line}")
+    empty = [f"{s}/{spec.folder(c)}" for s in splits for c in spec.class_names if not readable.get((s, c))]
     if empty:
         print(f"\nNOT USABLE: no readable image in {', '.join(empty)}.", file=sys.stderr)
         return 1
+    if set(splits) != set(spec.splits):
+        print(f"\nThe folder is usable for evaluation ({', '.join(splits)} only).")
+        return 0
     print("\nThe folder is usable.")
     return 0
 
 
 def cmd_fetch_data(args) -> int:
+    from brainlab import datasets
     from brainlab.download import fetch_data
 
-    path = fetch_data(args.to, sources=tuple(args.source) if args.source else ("kaggle", "github"), url=args.url)
-    print(f"Dataset folder: {path}\nUse it with: export BRAINLAB_DATA={path}")
+    try:
+        spec = datasets.spec_named(args.dataset)
+    except ValueError as exc:
+        raise BrainlabError(f"--dataset: {exc}") from None
+    path = fetch_data(args.to, spec=spec, sources=tuple(args.source) if args.source else None, url=args.url)
+    if spec.name == datasets.BRAIN_TUMOR.name:
+        print(f"Dataset folder: {path}\nUse it with: export BRAINLAB_DATA={path}")
+    else:
+        print(f"Dataset folder: {path}\nUse it as an external test set with: export BRAINLAB_EXTERNAL_DATA={path}\n"
+              f"{spec.attribution}")
     return 0
 
 
@@ -147,6 +169,8 @@ def cmd_audit(args) -> int:
     from brainlab.audit import run_audit
 
     root = data.find_data(args.data)
+    if args.against:
+        return audit_against(root, Path(args.against), args)
     summary = run_audit(root, args.out, seed=args.seed, pixel_hash=args.pixel_hash)
     totals, groups = summary["totals"], summary["groups"]
     print(f"\nAudit of {root}: {summary['images']} images in {summary['seconds']:.0f} s")
@@ -158,6 +182,45 @@ def cmd_audit(args) -> int:
         size = summary["shortcut"]["size_only"]["official"]
         print(f"  size-only classifier on Testing: {size['accuracy']:.1%} (commonest class: {size['majority']:.1%})")
     print(f"Written to {args.out}: summary.md, summary.json, near_duplicates.csv, clean_split.csv, figures.")
+    return 0
+
+
+def audit_against(root_a: Path, root_b: Path, args) -> int:
+    """`brainlab audit --data A --against B`: the images of B that copy images of A."""
+    import resource
+
+    from brainlab.audit import run_audit_across
+
+    if args.seed != config.DEFAULT_SEED:
+        raise BrainlabError("--seed sets the clean split of a single-dataset audit; an audit --against makes none.")
+    if not root_b.is_dir():
+        raise BrainlabError(f"{root_b} (--against) is not a folder: give the other dataset's folder.")
+    summary = run_audit_across(root_a, root_b, args.out, pixel_hash=args.pixel_hash)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    a, b = summary["dataset_a"], summary["dataset_b"]
+    print(f"\nAudit of {root_b} ({b['name']}, {b['images']} images) against {root_a} ({a['name']}, "
+          f"{a['images']} images): {summary['seconds']:.0f} s, peak memory {peak_mb:.0f} MB")
+    print(f"  images of B with a copy in A:   {summary['images_b_with_copy_in_a']} "
+          f"(exact {summary['by_kind']['exact']}, same pixels {summary['by_kind']['same-pixels']}, "
+          f"near {summary['by_kind']['near']})")
+    print(f"  images of B without a copy:     {summary['images_b_external']} (external_manifest.csv)")
+    print(f"  {'class':<18}{'images':>8}{'copies':>8}{'exact':>7}{'near':>6}{'external':>10}")
+    for c, n in summary["per_class_b"].items():
+        print(f"  {c:<18}{n['images']:>8}{n['with_copy']:>8}{n['exact'] + n['same_pixels']:>7}{n['near']:>6}"
+              f"{n['external']:>10}")
+    dis = summary["label_disagreements"]
+    print(f"  label disagreements:            {dis['images_b']} images of B"
+          + (" (" + ", ".join(f"{k}: {n}" for k, n in dis["by_class"].items()) + ")" if dis["by_class"] else ""))
+    print(f"Written to {args.out}: summary.md, summary.json, external_copies.csv, external_manifest.csv, figures.")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from brainlab import experiment
+
+    metrics = experiment.evaluate_run(args.run, args.data, args.out, manifest=args.manifest, name=args.name)
+    print(f"\nAccuracy on {metrics['split']} ({metrics['n_images']} images): {metrics['accuracy']:.3f}. "
+          f"Report: {Path(args.out) / 'report.md'}")
     return 0
 
 
@@ -194,7 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", metavar="DIR", help="check this dataset folder file by file")
     p.set_defaults(func=cmd_doctor, tensorflow=True)
 
-    p = sub.add_parser("fetch-data", help="download and verify the dataset")
+    p = sub.add_parser("fetch-data", help="download and verify a dataset")
+    p.add_argument("--dataset", default="sartaj",
+                   help="which one: sartaj (the paper's, default) or nickparvar (an external test set), "
+                        "or a catalogue name")
     p.add_argument("--to", metavar="DIR", help="where to put it (default: the brainlab cache)")
     p.add_argument("--source", action="append", choices=["kaggle", "github"],
                    help="where to download from (repeatable; default: kaggle, then github)")
@@ -211,7 +277,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=config.DEFAULT_SEED, help="seed of the clean split")
     p.add_argument("--pixel-hash", action="store_true",
                    help="also compare decoded pixels (finds copies whose bytes differ; decodes every file in full)")
+    p.add_argument("--against", metavar="DIR",
+                   help="another dataset's folder: find its images that copy images of --data, and write "
+                        "external_copies.csv and external_manifest.csv (its images without a copy)")
     p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("evaluate", help="score a finished run (train/reproduce) on any labelled folder")
+    p.add_argument("--run", metavar="RUN_DIR", required=True, help="the --out folder of brainlab train or reproduce")
+    p.add_argument("--data", metavar="DIR", required=True,
+                   help="a folder with one folder per class, or a dataset folder with --manifest")
+    p.add_argument("--manifest", metavar="CSV", help="the images to score (path,class,split), e.g. "
+                                                     "external_manifest.csv from `brainlab audit --against`")
+    p.add_argument("--name", help="what the numbers are called (default: external-<dataset>)")
+    p.add_argument("--out", metavar="DIR", required=True, help="where metrics.json, predictions.csv, report.md go")
+    p.set_defaults(func=cmd_evaluate)
 
     for name in ("reproduce", "train"):
         p = sub.add_parser(name, help="the paper's protocol end to end" if name == "reproduce" else

@@ -32,11 +32,16 @@ import numpy as np
 
 from brainlab import config, datasets
 from brainlab.datasets import CLASS_NAMES, SPLITS, DatasetSpec, ImageFile, Scan, scan
-from brainlab.errors import BrainlabError, DataNotFoundError
-from brainlab.images import UnreadableImageError, read_image
+from brainlab.errors import BrainlabError, DataLayoutError, DataNotFoundError
+from brainlab.images import IMAGE_SUFFIXES, UnreadableImageError, read_image
 
-__all__ = ["CLASS_NAMES", "SPLITS", "ImageFile", "ImageSet", "Scan", "Splits", "find_data", "load_split",
-           "load_splits", "read_image", "read_manifest", "sample_dir", "scan"]
+__all__ = ["CLASS_NAMES", "MANIFEST_PARTS", "SPLITS", "ImageFile", "ImageSet", "Scan", "Splits", "find_data",
+           "load_labelled", "load_split", "load_splits", "read_image", "read_manifest", "sample_dir", "scan",
+           "scan_class_folders"]
+
+# The parts a split manifest may name: a clean split's three, and "external" (images of another
+# dataset with no copy in the training dataset, written by ``brainlab audit --against``).
+MANIFEST_PARTS = ("train", "val", "test", "external")
 
 
 # --------------------------------------------------------------------------- finding the data
@@ -52,7 +57,7 @@ def find_data(path=None, *, download: bool = True, spec: DatasetSpec = datasets.
 
     1. ``path``, when given;
     2. in quick mode (``BRAINLAB_QUICK=1``), the bundled sample;
-    3. the folder named by ``BRAINLAB_DATA``;
+    3. the folder named by ``BRAINLAB_DATA`` (for the default dataset only);
     4. the per-user cache (where :func:`brainlab.download.fetch_data` puts it);
     5. a fresh download (only when ``download=True``).
     """
@@ -60,7 +65,7 @@ def find_data(path=None, *, download: bool = True, spec: DatasetSpec = datasets.
         return _checked(Path(path).expanduser(), "the path you passed", spec)
     if config.quick_mode():
         return sample_dir()
-    env = config.data_env()
+    env = config.data_env() if spec.name == datasets.BRAIN_TUMOR.name else None  # BRAINLAB_DATA: the default dataset
     if env is not None:
         return _checked(env, "BRAINLAB_DATA", spec)
     cached = datasets.default_location(spec)
@@ -157,19 +162,33 @@ class Splits:
 
 
 def load_split(split: str = "Training", root=None, image_size: int = 128, channels: int = 3,
-               progress: bool = True, cache: bool = True) -> ImageSet:
-    """Decode the official ``Training`` or ``Testing`` split into an :class:`ImageSet`."""
+               progress: bool = True, cache: bool = True, spec: DatasetSpec | None = None) -> ImageSet:
+    """Decode the official ``Training`` or ``Testing`` split into an :class:`ImageSet`.
+
+    ``spec`` (default: the catalogue entry whose class folders ``root`` has, see
+    :func:`brainlab.datasets.detect_spec`) says how the class folders are named.
+    """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
     root = find_data(root)
-    found = scan(root, splits=(split,))
-    name = f"{_protocol(root)}-{'train' if split == 'Training' else 'test'}"
+    spec = spec or _spec_of(root)
+    found = scan(root, splits=(split,), spec=spec)
+    name = f"{_protocol(root, spec)}-{'train' if split == 'Training' else 'test'}"
     return _decode(root, found.files, name, image_size, channels, progress, cache)
 
 
-def _protocol(root) -> str:
-    """``"sample"`` for the bundled sample (its numbers mean little), else ``"official"``."""
-    return "sample" if Path(root).resolve() == sample_dir().resolve() else "official"
+def _spec_of(root) -> DatasetSpec:
+    """The catalogue entry whose class folders ``root`` has; the default one when none matches
+    (then :func:`scan` explains what is wrong with the layout)."""
+    return datasets.detect_spec(root, default=datasets.BRAIN_TUMOR)
+
+
+def _protocol(root, spec: DatasetSpec = datasets.BRAIN_TUMOR) -> str:
+    """``"sample"`` for the bundled sample (its numbers mean little), ``"official"`` for the paper's
+    dataset, else the dataset's short name (``"nickparvar"``)."""
+    if Path(root).resolve() == sample_dir().resolve():
+        return "sample"
+    return "official" if spec.name == datasets.BRAIN_TUMOR.name else (spec.short_name or spec.name)
 
 
 def load_splits(root=None, image_size: int = 128, channels: int = 3, val_fraction: float = 0.15,
@@ -190,18 +209,22 @@ def load_splits(root=None, image_size: int = 128, channels: int = 3, val_fractio
         return _load_manifest(root, Path(manifest), image_size, channels, progress, cache)
     from sklearn.model_selection import train_test_split
 
-    training = load_split("Training", root, image_size, channels, progress, cache)
-    testing = load_split("Testing", root, image_size, channels, progress, cache)
+    spec = _spec_of(root)
+    training = load_split("Training", root, image_size, channels, progress, cache, spec)
+    testing = load_split("Testing", root, image_size, channels, progress, cache, spec)
     positions = np.arange(len(training))
     train_idx, val_idx = train_test_split(positions, test_size=val_fraction, random_state=seed,
                                           stratify=training.labels)
-    protocol = _protocol(root)
+    protocol = _protocol(root, spec)
     return Splits(training.subset(np.sort(train_idx), f"{protocol}-train"),
                   training.subset(np.sort(val_idx), f"{protocol}-val"), testing)
 
 
 def read_manifest(path) -> list[tuple[str, str, str]]:
-    """Rows ``(path, class, split)`` of a split manifest, checked for the right columns and values."""
+    """Rows ``(path, class, split)`` of a split manifest, checked for the right columns and values.
+
+    Splits are train/val/test (a clean split) or external (another dataset's images, see
+    ``brainlab audit --against``)."""
     path = Path(path)
     if not path.is_file():
         raise DataNotFoundError(f"Split manifest {path} does not exist. `brainlab audit --out DIR` writes one.")
@@ -213,14 +236,17 @@ def read_manifest(path) -> list[tuple[str, str, str]]:
                                 f"found {reader.fieldnames}.")
         rows = [(r["path"], r["class"], r["split"]) for r in reader]
     for p, c, s in rows:
-        if c not in CLASS_NAMES or s not in ("train", "val", "test"):
+        if c not in CLASS_NAMES or s not in MANIFEST_PARTS:
             raise BrainlabError(f"{path}: row {p!r} has class {c!r} and split {s!r}; classes must be one of "
-                                f"{CLASS_NAMES} and splits one of train/val/test.")
+                                f"{CLASS_NAMES} and splits one of {'/'.join(MANIFEST_PARTS)}.")
     return rows
 
 
 def _load_manifest(root, manifest: Path, image_size, channels, progress, cache) -> Splits:
     rows = read_manifest(manifest)
+    if any(s == "external" for _, _, s in rows):
+        raise BrainlabError(f"{manifest} lists external images (to evaluate a model on, not to train one): "
+                            "use `brainlab evaluate --manifest` or brainlab.data.load_labelled(manifest=...).")
     protocol = manifest.stem.removesuffix("_split") or "manifest"
     files = []
     for rel, class_name, _ in rows:
@@ -233,6 +259,84 @@ def _load_manifest(root, manifest: Path, image_size, channels, progress, cache) 
     part_of = {rel: s for rel, _, s in rows}
     parts = np.array([part_of[p] for p in everything.paths])
     return Splits(*(everything.subset(parts == s, f"{protocol}-{s}") for s in ("train", "val", "test")))
+
+
+def scan_class_folders(root, spec: DatasetSpec | None = None,
+                       split: str = "external") -> tuple[DatasetSpec, list[ImageFile]]:
+    """The images of a folder that holds one folder per class, named as in a catalogue entry.
+
+    Returns the entry (given, or found from the folder names) and the files, labelled in brainlab's
+    class order, with paths relative to ``root``. A missing class folder, a folder named after no
+    class, an empty class folder: a :class:`~brainlab.errors.DataLayoutError` that says which.
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataLayoutError(f"{root} is not a folder: give a folder with one folder of images per class.")
+    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not datasets.is_ignored(p.name))
+    if spec is None:
+        spec = datasets.spec_for_folders(found)
+    if spec is None:
+        splits_inside = [s for s in SPLITS if s in found]
+        if splits_inside:
+            raise DataLayoutError(
+                f"{root} is a dataset folder ({', '.join(splits_inside)}/ inside), not a folder of class folders: "
+                f"give {root / splits_inside[-1]} instead, or the dataset folder with --manifest CSV.")
+        # the entry that shares most folder names explains best what is wrong
+        spec = max(datasets.CATALOGUE.values(), key=lambda s: len(set(s.folder_names()) & set(found)))
+    expected = spec.folder_names()
+    unknown = [f for f in found if f not in expected]
+    missing = [f for f in expected if f not in found]
+    names = "\n".join(f"  {s.name}: {', '.join(s.folder_names())}" for s in datasets.CATALOGUE.values())
+    if unknown:
+        raise DataLayoutError(f"{root}: unknown class folder(s) {', '.join(unknown)}. Class folders must be named "
+                              f"as in one of these datasets:\n{names}")
+    if missing:
+        raise DataLayoutError(f"{root}: class folder(s) missing: {', '.join(missing)} "
+                              f"(found {', '.join(found) or 'none'}). "
+                              f"Every class needs its folder of images:\n{names}")
+    files = []
+    for label, class_name in enumerate(spec.class_names):
+        folder = root / spec.folder(class_name)
+        images = [p for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                  and not any(datasets.is_ignored(part) for part in p.relative_to(folder).parts)]
+        if not images:
+            raise DataLayoutError(f"{folder} holds no image files; put the {class_name} images there.")
+        files += [ImageFile(p, p.relative_to(root).as_posix(), split, class_name, label) for p in images]
+    return spec, files
+
+
+def load_labelled(root, image_size: int = 128, channels: int = 3, *, manifest=None, name: str | None = None,
+                  progress: bool = True, cache: bool = True) -> ImageSet:
+    """Decode any labelled folder for an evaluation: a folder of class folders, or a dataset and a manifest.
+
+    Without ``manifest``, ``root`` holds one folder per class, named as brainlab names the classes
+    or as a catalogue entry does (``glioma``, ``notumor``, ... for the Nickparvar dataset). With
+    ``manifest`` (``path,class,split``, paths relative to ``root``, one split only, e.g. the
+    ``external_manifest.csv`` of ``brainlab audit --against``), exactly the images it lists. The set
+    is named ``name`` (default: ``external-<dataset>``, after the catalogue entry found).
+    """
+    root = Path(root).expanduser()
+    if manifest is not None:
+        manifest = Path(manifest)
+        rows = read_manifest(manifest)
+        parts = sorted({s for _, _, s in rows})
+        if len(parts) > 1:
+            raise BrainlabError(f"{manifest} names several parts ({', '.join(parts)}); an evaluation reads one. "
+                                "Write a manifest of the images to evaluate on alone.")
+        if not rows:
+            raise BrainlabError(f"{manifest} lists no images.")
+        spec = _spec_of(root)
+        files = []
+        for rel, class_name, part in rows:
+            path = root / rel
+            if not path.is_file():
+                raise DataNotFoundError(f"{manifest} lists {rel}, which is not in {root}. "
+                                        "Was the manifest written for another folder?")
+            files.append(ImageFile(path, rel, part, class_name, CLASS_NAMES.index(class_name)))
+    else:
+        spec, files = scan_class_folders(root)
+    name = name or f"external-{spec.short_name or spec.name}"
+    return _decode(root, files, name, image_size, channels, progress, cache)
 
 
 def _decode(root: Path, files: list[ImageFile], name: str, image_size: int, channels: int,

@@ -24,9 +24,9 @@ from brainlab import config
 from brainlab.errors import DataLayoutError
 from brainlab.images import IMAGE_SUFFIXES
 
-__all__ = ["BRAIN_TUMOR", "CATALOGUE", "CLASS_NAMES", "SPLITS", "DatasetSpec", "ImageFile", "Scan",
-           "Verification", "default_location", "expected_layout", "how_to_get_data", "is_ignored", "scan",
-           "sha256_of", "spec_named", "verify"]
+__all__ = ["ALIASES", "BRAIN_TUMOR", "CATALOGUE", "CLASS_NAMES", "NICKPARVAR", "SPLITS", "DatasetSpec", "ImageFile",
+           "Scan", "Verification", "default_location", "detect_spec", "expected_layout", "how_to_get_data",
+           "is_ignored", "present_splits", "scan", "sha256_of", "spec_for_folders", "spec_named", "verify"]
 
 CLASS_NAMES = ("glioma_tumor", "meningioma_tumor", "no_tumor", "pituitary_tumor")  # the paper's label order
 SPLITS = ("Training", "Testing")
@@ -55,6 +55,9 @@ class DatasetSpec:
     checksum_file: str | None = None  # sha256sum-style list shipped in brainlab/checksums/
     checksums: dict[str, str] | None = None  # relpath -> sha256, when given directly
     class_folders: dict[str, str] = field(default_factory=dict)  # class name -> folder name, where they differ
+    short_name: str = ""  # what names its numbers: "external-<short_name>", `--dataset <short_name>`
+    attribution: str = ""  # who made it and where it comes from, for READMEs and reports
+    checksum_note: str = ""  # what the checksum file does not cover, and why
 
     def __post_init__(self):
         unknown = sorted(set(self.class_folders) - set(self.class_names))
@@ -70,6 +73,22 @@ class DatasetSpec:
     def folder(self, class_name: str) -> str:
         """The folder that holds ``class_name``'s images on disk."""
         return self.class_folders.get(class_name, class_name)
+
+    def folder_names(self) -> tuple[str, ...]:
+        """The class folders on disk, in label order."""
+        return tuple(self.folder(c) for c in self.class_names)
+
+    def class_of_folder(self, folder: str) -> str:
+        """brainlab's class name for the folder ``folder`` (the inverse of :meth:`folder`)."""
+        for c in self.class_names:
+            if self.folder(c) == folder:
+                return c
+        raise KeyError(folder)
+
+    def checksummed_splits(self) -> tuple[str, ...]:
+        """The splits whose files the checksum list covers."""
+        listed = {rel.split("/", 1)[0] for rel in self.file_checksums()}
+        return tuple(s for s in self.splits if s in listed)
 
     def total(self, split: str | None = None) -> int:
         splits = [split] if split else self.splits
@@ -106,16 +125,93 @@ BRAIN_TUMOR = DatasetSpec(
     ),
     homepage="https://www.kaggle.com/datasets/sartajbhuvaji/brain-tumor-classification-mri",
     checksum_file="brain-tumor-classification-mri.sha256",
+    short_name="sartaj",
+    attribution=(
+        '"Brain Tumor Classification (MRI)" by Sartaj Bhuvaji, Ankita Kadam, Prajakta Bhumkar, Sameer Dedge and '
+        "Swati Kanchan (2020), Kaggle sartajbhuvaji/brain-tumor-classification-mri, DOI 10.34740/KAGGLE/DSV/1183165; "
+        "MIT licence according to its authors."),
 )
 
-CATALOGUE: dict[str, DatasetSpec] = {spec.name: spec for spec in (BRAIN_TUMOR,)}
+# "Brain Tumor MRI Dataset": a combination of three sources made by its author, used here as a test set
+# from elsewhere (external validation). Only its Testing split's checksums are known to brainlab.
+NICKPARVAR = DatasetSpec(
+    name="brain-tumor-mri-dataset",
+    title='"Brain Tumor MRI Dataset", M. Nickparvar (2021)',
+    class_names=CLASS_NAMES,
+    counts={
+        "Training": {"glioma_tumor": 1321, "meningioma_tumor": 1339, "no_tumor": 1595, "pituitary_tumor": 1457},
+        "Testing": {"glioma_tumor": 300, "meningioma_tumor": 306, "no_tumor": 405, "pituitary_tumor": 300},
+    },
+    kaggle_handle="masoudnickparvar/brain-tumor-mri-dataset",
+    homepage="https://www.kaggle.com/datasets/masoudnickparvar/brain-tumor-mri-dataset",
+    checksum_file="brain-tumor-mri-dataset.sha256",
+    class_folders={"glioma_tumor": "glioma", "meningioma_tumor": "meningioma", "no_tumor": "notumor",
+                   "pituitary_tumor": "pituitary"},
+    short_name="nickparvar",
+    attribution=(
+        '"Brain Tumor MRI Dataset" by Masoud Nickparvar (Kaggle, masoudnickparvar/brain-tumor-mri-dataset), '
+        "which combines three sources: the figshare brain tumour dataset (J. Cheng et al., T1-weighted "
+        "contrast-enhanced slices), the SARTAJ dataset (\"Brain Tumor Classification (MRI)\", S. Bhuvaji et al.) "
+        "and Br35H (A. Hamada, no-tumour images). Read its licence on the Kaggle page before sharing any file; "
+        "brainlab downloads it for you and ships none of it."),
+    checksum_note=(
+        "Only the Testing split's 1311 files have checksums in brainlab's catalogue (they were computed from a "
+        "byte-for-byte copy of that split); the Training split's files are checked by their counts alone."),
+)
+ALIASES = {spec.short_name: spec.name for spec in (BRAIN_TUMOR, NICKPARVAR)}
+
+CATALOGUE: dict[str, DatasetSpec] = {spec.name: spec for spec in (BRAIN_TUMOR, NICKPARVAR)}
 
 
 def spec_named(name: str) -> DatasetSpec:
-    """The catalogue entry called ``name``."""
+    """The catalogue entry called ``name`` (its full name, or a short one: ``sartaj``, ``nickparvar``)."""
+    name = ALIASES.get(name, name)
     if name not in CATALOGUE:
-        raise ValueError(f"no dataset called {name!r} in brainlab's catalogue; choose from {', '.join(CATALOGUE)}")
+        raise ValueError(f"no dataset called {name!r} in brainlab's catalogue; choose from "
+                         f"{', '.join(list(ALIASES) + list(CATALOGUE))}")
     return CATALOGUE[name]
+
+
+def spec_for_folders(folders) -> DatasetSpec | None:
+    """The catalogue entry whose class folders are exactly ``folders`` (names), or None."""
+    folders = {f for f in folders if not is_ignored(f)}
+    for spec in CATALOGUE.values():
+        if folders == set(spec.folder_names()):
+            return spec
+    return None
+
+
+def detect_spec(root, default: DatasetSpec | None = None) -> DatasetSpec:
+    """Which catalogue entry the folder ``root`` holds, judged by its class folders' names.
+
+    ``root`` is a dataset folder (``<split>/<class folder>/``, one split is enough) or a folder of
+    class folders. A folder that matches no entry gives ``default`` when one is given (the caller
+    then explains the layout), else a :class:`DataLayoutError` naming what was found and what
+    each entry expects.
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        if default is not None:
+            return default
+        raise DataLayoutError(f"{root} is not a folder.")
+    candidates = [[p.name for p in _visible_dirs(root)]]
+    candidates += [[p.name for p in _visible_dirs(root / s)] for s in SPLITS if (root / s).is_dir()]
+    for folders in candidates:
+        spec = spec_for_folders(folders)
+        if spec is not None:
+            return spec
+    if default is not None:
+        return default
+    found = "; ".join(", ".join(f) or "(none)" for f in candidates if f) or "no folders"
+    known = "\n".join(f"  {s.name}: {', '.join(s.folder_names())}" for s in CATALOGUE.values())
+    raise DataLayoutError(f"{root}: its class folders ({found}) match no dataset in brainlab's catalogue.\n"
+                          f"Class folders must be named as one of these (in Training/ and Testing/, or directly):\n"
+                          f"{known}")
+
+
+def present_splits(root, spec: DatasetSpec = BRAIN_TUMOR) -> tuple[str, ...]:
+    """The splits of ``spec`` that ``root`` has a folder for, in the spec's order."""
+    return tuple(s for s in spec.splits if (Path(root) / s).is_dir())
 
 
 # --------------------------------------------------------------------------- where a copy lives
@@ -131,7 +227,8 @@ def how_to_get_data(spec: DatasetSpec = BRAIN_TUMOR) -> str:
     holds = " and ".join(f"{s}/" for s in spec.splits)
     return (
         "What you can do:\n"
-        f"  - download it now:   brainlab fetch-data   (from Kaggle, or GitHub as a fallback)\n"
+        f"  - download it now:   brainlab fetch-data{' --dataset ' + spec.short_name if spec.short_name else ''}"
+        f"   (from Kaggle{', or GitHub as a fallback' if spec.archive_urls else ''})\n"
         f"  - or download it yourself from {spec.homepage}, unpack it and point brainlab at it:\n"
         f"        export BRAINLAB_DATA=/path/to/folder   (the folder that holds {holds})\n"
         "  - or work with the small sample shipped with brainlab: set BRAINLAB_QUICK=1,\n"
@@ -256,13 +353,20 @@ def _missing_split_message(root: Path, split: str, layout: str) -> str:
 
 @dataclass
 class Verification:
-    """The result of comparing a folder with a :class:`DatasetSpec`."""
+    """The result of comparing a folder with a :class:`DatasetSpec`.
+
+    ``not_checked`` says, one line each, what the comparison could not cover: a split that is not
+    in the folder, a split whose files have no checksums in the catalogue. ``ok`` is about what
+    was checked; read ``not_checked`` before calling a copy complete.
+    """
 
     counts: dict[str, dict[str, int]]
     count_errors: list[str]
     mismatched: list[str]  # files whose sha256 differs
     missing: list[str]  # files listed in the checksums but absent
     extra: list[str]  # image files present but not listed
+    splits: tuple[str, ...] = ()  # the splits that were checked
+    not_checked: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -286,17 +390,32 @@ def sha256_of(path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def verify(root, spec: DatasetSpec = BRAIN_TUMOR, checksums: bool = True) -> Verification:
-    """Check that ``root`` holds exactly ``spec``'s files: counts per split and class, then checksums."""
-    found = scan(root, spec=spec)
+def verify(root, spec: DatasetSpec = BRAIN_TUMOR, checksums: bool = True, splits=None) -> Verification:
+    """Check that ``root`` holds exactly ``spec``'s files: counts per split and class, then checksums.
+
+    ``splits`` (default: all of ``spec``'s) names the splits to check; ``splits="present"`` checks
+    those the folder has (a copy of the Testing split alone, say) and lists the others in
+    ``Verification.not_checked``, as it lists splits whose files have no checksums in the catalogue.
+    """
+    if splits == "present":
+        splits = present_splits(root, spec) or spec.splits  # none present: let scan explain the layout
+    splits = tuple(splits or spec.splits)
+    found = scan(root, splits=splits, spec=spec)
     counts = found.counts()
     count_errors = [
         f"{split}/{spec.folder(c)}: expected {n} images, found {counts.get(split, {}).get(c, 0)}"
-        for split, per_class in spec.counts.items() for c, n in per_class.items()
+        for split, per_class in spec.counts.items() if split in splits for c, n in per_class.items()
         if counts.get(split, {}).get(c, 0) != n
     ]
+    not_checked = [f"{s}/: not in this folder, not checked" for s in spec.splits if s not in splits]
     mismatched, missing, extra = [], [], []
     expected = spec.file_checksums() if checksums else {}
+    if checksums:
+        summed = {rel.split("/", 1)[0] for rel in expected}
+        not_checked += [f"{s}/: no checksums in brainlab's catalogue, only the counts were checked"
+                        + (f" ({spec.checksum_note})" if spec.checksum_note else "")
+                        for s in splits if s not in summed]
+        expected = {rel: d for rel, d in expected.items() if rel.split("/", 1)[0] in splits}
     if expected:
         present = {f.relpath: f.path for f in found.files}
         for rel, digest in expected.items():
@@ -304,5 +423,6 @@ def verify(root, spec: DatasetSpec = BRAIN_TUMOR, checksums: bool = True) -> Ver
                 missing.append(rel)
             elif sha256_of(present[rel]) != digest:
                 mismatched.append(rel)
-        extra = sorted(set(present) - set(expected))
-    return Verification(counts, count_errors, mismatched, missing, extra)
+        summed_splits = {rel.split("/", 1)[0] for rel in expected}
+        extra = sorted(rel for rel in set(present) - set(expected) if rel.split("/", 1)[0] in summed_splits)
+    return Verification(counts, count_errors, mismatched, missing, extra, splits, not_checked)

@@ -27,13 +27,17 @@ __all__ = ["SOURCES", "download_file", "fetch_data", "find_dataset_root", "safe_
 SOURCES = ("kaggle", "github")
 
 
-def fetch_data(to=None, *, spec: DatasetSpec = BRAIN_TUMOR, sources=SOURCES, url: str | None = None,
+def fetch_data(to=None, *, spec: DatasetSpec = BRAIN_TUMOR, sources=None, url: str | None = None,
                progress: bool = True) -> Path:
     """Download ``spec``'s dataset into ``to`` (default: the brainlab cache) and return that folder.
 
     ``sources`` are tried in order: ``"kaggle"`` and ``"github"`` (an archive URL; ``url``
-    replaces the spec's own, e.g. a mirror). An existing complete copy is returned at once.
+    replaces the spec's own, e.g. a mirror); by default, every source the spec has. An existing
+    complete copy is returned at once. What the checksums do not cover (a split the catalogue has
+    no checksums for) is said when the copy is made.
     """
+    if sources is None:  # every source the dataset has: Kaggle, and an archive where it has one
+        sources = tuple(s for s in SOURCES if s == "kaggle" or spec.archive_urls or url)
     sources = (sources,) if isinstance(sources, str) else tuple(sources)
     unknown = [s for s in sources if s not in SOURCES]
     if unknown or not sources:
@@ -61,7 +65,9 @@ def fetch_data(to=None, *, spec: DatasetSpec = BRAIN_TUMOR, sources=SOURCES, url
             if not check.ok:
                 raise DownloadError(f"the downloaded files do not match the dataset's checksums:\n{check.problems()}")
             root.rename(target)  # atomic on one file system: the target appears complete or not at all
-            print(f"brainlab: dataset ready in {target} ({spec.total()} images, checksums verified)")
+            print(f"brainlab: dataset ready in {target} ({spec.total()} images, counts and checksums verified)")
+            for line in check.not_checked:
+                print(f"brainlab: {line}")
             return target
         except Exception as exc:  # whatever a source raises (kagglehub: ValueError for a bad handle or
             # credentials file; requests, OSError, ...), try the next one and report all reasons together

@@ -157,6 +157,57 @@ def run(recipe: str = "paper", out="runs/paper", *, data_dir=None, manifest=None
     return metrics
 
 
+def evaluate_run(run_dir, data_dir, out, *, manifest=None, name: str | None = None,
+                 command: str | None = None) -> dict:
+    """Score a finished run (the ``out`` folder of :func:`run`) on any labelled folder; returns the metrics.
+
+    ``data_dir`` holds one folder per class (brainlab's or a catalogue entry's names), or is a
+    dataset folder whose images ``manifest`` lists (see :func:`brainlab.data.load_labelled`). The
+    images are decoded at the model's own input size and channels; its preprocessing is inside
+    the model. ``out`` gets what training writes: metrics.json, predictions.csv, report.md, figures.
+    The numbers are named ``name`` (default ``external-<dataset>``), never after the official split.
+    """
+    import dataclasses
+
+    from brainlab import data, evaluate, models
+
+    run_dir, out = Path(run_dir), Path(out)
+    model_file = next((p for p in (run_dir / "run" / "best.keras", run_dir / "run" / "2_fine_tune" / "best.keras",
+                                   run_dir / "best.keras") if p.is_file()), None)
+    if not run_dir.is_dir() or model_file is None:
+        raise BrainlabError(f"{run_dir} holds no trained model (looked for run/best.keras): give the --out folder "
+                            "of a finished `brainlab train` or `brainlab reproduce`.")
+    if name is not None and name.startswith("official"):
+        raise BrainlabError(f"--name {name!r}: 'official' names the paper's own Testing split; call this one "
+                            "external-<dataset> or anything else.")
+    trained = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
+    trained_on = trained["split"].rsplit("-", 1)[0] + "-train" if "split" in trained else "unknown"
+    fields = {f.name for f in dataclasses.fields(Settings)}
+    s = Settings(**{k: v for k, v in trained.get("settings", {}).items() if k in fields})
+    started = time.perf_counter()
+    model = models.load_model(model_file)
+    _, height, width, channels = model.input_shape  # what the model was built for decides the decoding
+    s.image_size, s.channels = int(height), int(channels)
+    images = data.load_labelled(data_dir, s.image_size, s.channels, manifest=manifest, name=name)
+    predictions = evaluate.predict(model, images)
+    out.mkdir(parents=True, exist_ok=True)
+    metrics = evaluate.metrics_dict(predictions, recipe=s.recipe, epochs=s.epochs, seed=s.seed,
+                                    seconds=round(time.perf_counter() - started, 1), settings=asdict(s),
+                                    run=str(run_dir), trained_on=trained_on, data=str(data_dir),
+                                    manifest=str(manifest) if manifest else None,
+                                    command=command or _command_line())
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    predictions.to_frame().to_csv(out / "predictions.csv", index=False, float_format="%.6g")
+    history = model_file.parent / "history.csv"
+    figures = save_figures(out, predictions, history, model) if history.is_file() else {}
+    report = write_report(out, s, predictions, model, figures, metrics)
+    title, rest = report.read_text().split("\n", 1)
+    report.write_text(f"{title}\n\nThe model of `{run_dir}` (trained on {trained_on}), scored on "
+                      f"`{data_dir}`{f' (the images listed in `{manifest}`)' if manifest else ''}. The paper's numbers "
+                      f"below are for its own test split, not these images.\n{rest}")
+    return metrics
+
+
 def save_figures(out: Path, predictions, history_csv: Path, model) -> dict[str, str]:
     """Every figure of the report as a PNG in ``out``; returns {title: file name}."""
     from matplotlib import pyplot as plt

@@ -1,6 +1,8 @@
 """brainlab.datasets: the catalogue, specs whose class folders are named otherwise, layout checks."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from brainlab import audit, data, datasets
@@ -63,10 +65,59 @@ def test_specs_refuse_classes_they_do_not_have():
 
 def test_the_catalogue_lists_the_papers_dataset_by_name():
     assert datasets.spec_named("brain-tumor-classification-mri") is datasets.BRAIN_TUMOR
-    assert datasets.CATALOGUE == {"brain-tumor-classification-mri": datasets.BRAIN_TUMOR}
-    with pytest.raises(ValueError, match="choose from brain-tumor-classification-mri"):
+    assert datasets.CATALOGUE == {"brain-tumor-classification-mri": datasets.BRAIN_TUMOR,
+                                  "brain-tumor-mri-dataset": datasets.NICKPARVAR}
+    assert datasets.spec_named("sartaj") is datasets.BRAIN_TUMOR
+    with pytest.raises(ValueError, match="choose from sartaj, nickparvar, brain-tumor-classification-mri"):
         datasets.spec_named("mnist")
     assert datasets.BRAIN_TUMOR.folder("no_tumor") == "no_tumor"  # no mapping: folders are the class names
     assert data.CLASS_NAMES is datasets.CLASS_NAMES and data.SPLITS == datasets.BRAIN_TUMOR.splits
     advice = datasets.how_to_get_data()
     assert "Training/ and Testing/" in advice and datasets.BRAIN_TUMOR.homepage in advice
+
+
+def test_the_second_dataset_maps_its_folders_and_says_what_its_checksums_cover():
+    spec = datasets.spec_named("nickparvar")
+    assert spec is datasets.NICKPARVAR and spec.kaggle_handle == "masoudnickparvar/brain-tumor-mri-dataset"
+    assert spec.folder_names() == ("glioma", "meningioma", "notumor", "pituitary")
+    assert spec.class_of_folder("notumor") == "no_tumor"
+    assert spec.total("Training") == 5712 and spec.total("Testing") == 1311
+    sums = spec.file_checksums()
+    assert len(sums) == 1311 and spec.checksummed_splits() == ("Testing",)
+    assert "Testing/notumor/Te-no_0010.jpg" in sums
+    assert "Nickparvar" in spec.attribution and "figshare" in spec.attribution and "Br35H" in spec.attribution
+
+
+def test_a_testing_only_copy_verifies_as_such(tmp_path):
+    """Counts and checksums of the split that is there; the missing split and unchecked files are said."""
+    root = tmp_path / "nick"
+    spec = datasets.DatasetSpec("t", "t", CLASS_NAMES, {"Training": {c: 1 for c in CLASS_NAMES},
+                                                        "Testing": {c: 1 for c in CLASS_NAMES}},
+                                class_folders={"no_tumor": "notumor"},
+                                checksums={}, checksum_note="Training is not checksummed")
+    for c in CLASS_NAMES:
+        folder = root / "Testing" / spec.folder(c)
+        folder.mkdir(parents=True)
+        (folder / "a.jpg").write_bytes(c.encode())
+    sums = {f"Testing/{spec.folder(c)}/a.jpg": datasets.sha256_of(root / "Testing" / spec.folder(c) / "a.jpg")
+            for c in CLASS_NAMES}
+    spec = datasets.DatasetSpec(**{**spec.__dict__, "checksums": sums})
+    check = datasets.verify(root, spec, splits="present")
+    assert check.ok and check.splits == ("Testing",)
+    assert check.not_checked == ["Training/: not in this folder, not checked"]
+    (root / "Testing" / "notumor" / "a.jpg").write_bytes(b"changed")
+    assert datasets.verify(root, spec, splits="present").mismatched == ["Testing/notumor/a.jpg"]
+    with pytest.raises(datasets.DataLayoutError, match="no 'Training' folder"):
+        datasets.verify(root, spec)  # the whole dataset was asked for
+
+
+@pytest.mark.shared_data
+def test_the_shared_testing_copy_of_the_second_dataset_verifies():
+    root = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "nickparvar-brain-tumor-mri-testing"
+    if not (root / "Testing").is_dir():
+        pytest.skip(f"not present: {root}")
+    assert datasets.detect_spec(root) is datasets.NICKPARVAR
+    check = datasets.verify(root, datasets.NICKPARVAR, splits="present")
+    assert check.ok and check.splits == ("Testing",) and not check.extra
+    assert check.counts == {"Testing": datasets.NICKPARVAR.counts["Testing"]}
+    assert check.not_checked == ["Training/: not in this folder, not checked"]

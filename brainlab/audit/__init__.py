@@ -31,10 +31,15 @@ Where each part lives:
 - :mod:`~brainlab.audit.groups`: duplicate groups, cross-split leaks, label conflicts, the clean split;
 - :mod:`~brainlab.audit.shortcuts`: what sizes and file sizes give away;
 - :mod:`~brainlab.audit.within`: the audit of one dataset, end to end (:func:`audit_dataset`);
-- :mod:`~brainlab.audit.report`: figures, the Markdown summary, and :func:`run_audit`, which writes it all.
+- :mod:`~brainlab.audit.report`: figures, the Markdown summary, and :func:`run_audit`, which writes it all;
+- :mod:`~brainlab.audit.across`: one dataset against another (:func:`audit_across`,
+  :func:`run_audit_across`): which images of B copy images of A, and B's images without a copy
+  (an external test set, ``external_manifest.csv``).
 """
 from __future__ import annotations
 
+from brainlab.audit.across import COPY_COLUMNS, CrossAudit, audit_across, run_audit_across, \
+    summary_markdown_across
 from brainlab.audit.groups import PARTS, clean_split, count_table, duplicate_groups, mark_files, pair_table, \
     write_manifest
 from brainlab.audit.matching import ALIGN_GATE, CANDIDATE_SIZE, COARSE_BLUR, COARSE_CROPS, COARSE_SIZE, \
@@ -56,6 +61,8 @@ __all__ = [
     "NEIGHBOURS", "PARTS", "SIZE_FEATURES", "THUMB_SIZE",
     # the whole audit
     "AuditResult", "audit_dataset", "run_audit", "summary_markdown",
+    # across two datasets
+    "COPY_COLUMNS", "CrossAudit", "audit_across", "run_audit_across", "summary_markdown_across",
     # thumbnails
     "Inventory", "content_box", "crop_grid", "crop_view", "crop_views", "detail_view", "inventory", "otsu_threshold",
     "read_thumbnail", "resize_matrix", "shrink", "unit",

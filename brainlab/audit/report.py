@@ -34,8 +34,11 @@ def pair_figure(root, pairs: pd.DataFrame, title: str, n: int = 6) -> "Figure":
     """Up to ``n`` pairs side by side, one pair per row, each file named under its image.
 
     ``pairs`` needs ``path_a, path_b, kind, score`` (a table of :class:`AuditResult`). A red
-    name marks a pair whose labels differ.
+    name marks a pair whose labels differ (``class_a``/``class_b`` when the table has them, else
+    the class folders). ``root`` is one dataset folder, or two, ``(root_a, root_b)``, for pairs
+    across datasets.
     """
+    root_a, root_b = (root, root) if isinstance(root, (str, Path)) else root
     from matplotlib.figure import Figure
 
     pairs = pairs.head(n)
@@ -50,9 +53,12 @@ def pair_figure(root, pairs: pd.DataFrame, title: str, n: int = 6) -> "Figure":
         axes[0, 1].set_xlabel("no pairs to show")
         return fig
     for row, pair in zip(axes, pairs.itertuples(index=False)):
-        conflict = pair.path_a.split("/")[1] != pair.path_b.split("/")[1]
-        for ax, path, side in zip(row, (pair.path_a, pair.path_b), ("A", "B")):
-            image, (width, height) = _display_image(Path(root) / path)
+        if hasattr(pair, "class_a") and hasattr(pair, "class_b"):
+            conflict = pair.class_a != pair.class_b
+        else:
+            conflict = pair.path_a.split("/")[1] != pair.path_b.split("/")[1]
+        for ax, path, side, base in zip(row, (pair.path_a, pair.path_b), ("A", "B"), (root_a, root_b)):
+            image, (width, height) = _display_image(Path(base) / path)
             ax.imshow(image, cmap="gray", vmin=0, vmax=255)
             ax.set_xticks([]), ax.set_yticks([])
             ax.set_xlabel(path.replace("/", "/\n", 2), fontsize=8, color="tab:red" if conflict else "black")

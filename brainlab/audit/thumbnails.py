@@ -69,13 +69,13 @@ def read_thumbnail(data: bytes, size: int = THUMB_SIZE, pixel_hash: bool = False
 
 
 def inventory(root, pixel_hash: bool = False, progress: bool = True,
-              spec: datasets.DatasetSpec = datasets.BRAIN_TUMOR) -> Inventory:
+              spec: datasets.DatasetSpec = datasets.BRAIN_TUMOR, splits=None) -> Inventory:
     """Read every image of ``spec``'s layout under ``root`` once: hashes, sizes and a thumbnail.
 
-    Files that do not decode are listed in ``Inventory.unreadable`` (with the reason) rather
-    than stopping the audit.
+    ``splits`` (default: all of ``spec``'s) names the splits to read. Files that do not decode
+    are listed in ``Inventory.unreadable`` (with the reason) rather than stopping the audit.
     """
-    found = datasets.scan(root, spec=spec)
+    found = datasets.scan(root, splits=splits, spec=spec)
 
     def read(f):
         try:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from brainlab import config, data
+from brainlab import config, data, datasets
 from brainlab.audit.groups import PARTS, clean_split, count_table, mark_files, pair_table
 from brainlab.audit.matching import COARSE_THRESHOLD, NEAR_THRESHOLD, NEIGHBOURS, exact_duplicate_pairs, \
     near_duplicate_pairs
@@ -60,7 +60,9 @@ def audit_dataset(root=None, seed: int = config.DEFAULT_SEED, pixel_hash: bool =
     """
     started = time.perf_counter()
     root = data.find_data(root)
-    inv = inventory(root, pixel_hash=pixel_hash, progress=progress)
+    spec = datasets.detect_spec(root, default=datasets.BRAIN_TUMOR)  # which class folder names to read
+    inv = inventory(root, pixel_hash=pixel_hash, progress=progress, spec=spec,
+                    splits=datasets.present_splits(root, spec) or None)
     if len(inv.files) < 2:
         raise BrainlabError(f"{root}: an audit needs at least 2 readable images; found {len(inv.files)}.")
     # Files with the same bytes are compared once, through their first file: this saves time and
