@@ -1,6 +1,9 @@
 """The exercise generator, and the exercises it made: up to date, and every check fails until solved."""
 from __future__ import annotations
 
+import ast
+import re
+import runpy
 from pathlib import Path
 
 import nbformat
@@ -165,32 +168,39 @@ def test_exercises_folder_is_up_to_date(tmp_path):
     assert not outdated, f"exercises/ is out of date ({', '.join(outdated)}): run `brainlab build-exercises`"
 
 
-def run_cell_by_cell(path: Path) -> list[tuple[str, str | None]]:
-    """Execute a notebook in a fresh kernel of this Python, one cell at a time, going on after errors.
+def execute_cell_by_cell(nb, folder: Path) -> list[tuple[object, str | None]]:
+    """Execute ``nb`` in a fresh kernel of this Python, in ``folder``, one cell at a time, going on after errors.
 
-    Returns ``(kind, error name or None)`` per code cell, kind being "exercise", "check" or "code".
+    Returns ``(cell, error name or None)`` for every code cell.
     """
     from jupyter_client import KernelManager
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
     from nbval.kernel import CURRENT_ENV_KERNEL_NAME, NbvalKernelspecManager
 
-    nb = nbformat.read(path, as_version=4)
     km = KernelManager(kernel_name=CURRENT_ENV_KERNEL_NAME, kernel_spec_manager=NbvalKernelspecManager())
-    client = NotebookClient(nb, km=km, timeout=300, resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(nb, km=km, timeout=300, resources={"metadata": {"path": str(folder)}})
     results = []
     with client.setup_kernel():
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
-            kind = ("exercise" if "raise NotImplementedError()" in cell.source
-                    else "check" if exercises.is_check(cell) else "code")
             try:
                 client.execute_cell(cell, index)
-                results.append((kind, None))
+                results.append((cell, None))
             except CellExecutionError as exc:
-                results.append((kind, exc.ename))
+                results.append((cell, exc.ename))
     return results
+
+
+def run_cell_by_cell(path: Path) -> list[tuple[str, str | None]]:
+    """Execute a notebook cell by cell (see :func:`execute_cell_by_cell`) in its own folder.
+
+    Returns ``(kind, error name or None)`` per code cell, kind being "exercise", "check" or "code".
+    """
+    results = execute_cell_by_cell(nbformat.read(path, as_version=4), path.parent)
+    return [("exercise" if "raise NotImplementedError()" in cell.source
+             else "check" if exercises.is_check(cell) else "code", error) for cell, error in results]
 
 
 @pytest.mark.slow
@@ -203,3 +213,80 @@ def test_every_check_fails_until_the_exercise_is_solved(path, monkeypatch):
     assert all(checks), f"{path.name}: a check passes with the answer missing: {results}"
     assert all(error in (None, "NotImplementedError") for kind, error in results if kind == "exercise"), results
     assert all(error is None for kind, error in results if kind == "code"), f"{path.name}: {results}"
+
+
+# --------------------------------------------------------------------------- wrong answers are caught
+
+WRONG_ANSWERS = runpy.run_path(str(Path(__file__).with_name("wrong_answers.py")))["WRONG_ANSWERS"]
+SOLUTION_NOTEBOOKS = sorted((REPO / "solutions").glob("*.ipynb"))
+
+
+def solution_blocks(source: str) -> list[str]:
+    """The answers between the solution markers of one cell, in order."""
+    return re.findall(rf"^[ \t]*{re.escape(exercises.BEGIN)}\n(.*?)^[ \t]*{re.escape(exercises.END)}$",
+                      source, flags=re.M | re.S)
+
+
+def with_answers(source: str, answers: list[str]) -> str:
+    """``source`` with its solution blocks replaced, in order, by ``answers`` (indented like each block)."""
+    out, answers, inside = [], iter(answers), False
+    for line in source.splitlines():
+        marker = line.strip()
+        if marker == exercises.BEGIN:
+            indent = line[: len(line) - len(line.lstrip())]
+            out += [indent + text if text else text for text in next(answers).splitlines()]
+            inside = True
+        elif marker == exercises.END:
+            inside = False
+        elif not inside:
+            out.append(line)
+    return "\n".join(out)
+
+
+def wrong_notebook(path: Path):
+    """The solution notebook with every answer replaced by its recorded wrong answer."""
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if exercises.has_solution(cell):
+            wrong = WRONG_ANSWERS[path.name][cell.id]
+            cell.source = with_answers(cell.source, [wrong] if isinstance(wrong, str) else wrong)
+    return nb
+
+
+def test_with_answers_keeps_the_code_around_each_block():
+    assert with_answers(SOLVED, ["return 0", "side = 4"]) == (
+        'import numpy as np\n\ndef area(width, height):\n    """Area of a rectangle."""\n    return 0\n\nside = 4\nprint("done")')
+    assert solution_blocks(SOLVED)[1].splitlines()[0] == "side, (low, high) = 3, (0, 1)"
+
+
+@pytest.mark.parametrize("path", SOLUTION_NOTEBOOKS, ids=lambda p: p.name)
+def test_every_exercise_has_a_recorded_wrong_answer(path):
+    """tests/wrong_answers.py holds one wrong answer per answer cell, block for block, each differing from the answer."""
+    nb = nbformat.read(path, as_version=4)
+    answers = {cell.id: cell.source for cell in nb.cells if exercises.has_solution(cell)}
+    recorded = WRONG_ANSWERS.get(path.name, {})
+    assert sorted(recorded) == sorted(answers), f"{path.name}: wrong answers for {sorted(recorded)}, answer cells {sorted(answers)}"
+    for cell_id, source in answers.items():
+        wrong = recorded[cell_id]
+        wrong = [wrong] if isinstance(wrong, str) else wrong
+        blocks = solution_blocks(source)
+        assert len(wrong) == len(blocks), f"{path.name} {cell_id}: {len(blocks)} solution blocks, {len(wrong)} wrong answers"
+        assert any(w.strip() != b.strip() for w, b in zip(wrong, blocks)), f"{path.name} {cell_id}: the 'wrong' answer is the answer"
+        ast.parse(with_answers(source, wrong).replace("%matplotlib inline", ""))  # it must at least be Python
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", SOLUTION_NOTEBOOKS, ids=lambda p: p.name)
+def test_every_check_rejects_its_recorded_wrong_answer(path, tmp_path, monkeypatch):
+    """Each notebook runs once, every answer replaced by its wrong answer: the answers run, every check fails.
+
+    (That the worked answers pass their checks, nbval shows by running solutions/.)
+    """
+    monkeypatch.setenv("BRAINLAB_QUICK", "1")  # the kernel inherits it: the bundled sample, small sizes
+    monkeypatch.setenv("BRAINLAB_RUNS", str(tmp_path / "runs"))
+    wrong_ids = set(WRONG_ANSWERS[path.name])
+    results = [(cell.id, "answer" if cell.id in wrong_ids else "check" if exercises.is_check(cell) else "code", error)
+               for cell, error in execute_cell_by_cell(wrong_notebook(path), tmp_path)]
+    assert all(error is None for _, kind, error in results if kind != "check"), f"{path.name}: {results}"
+    passed = [cell_id for cell_id, kind, error in results if kind == "check" and error is None]
+    assert not passed, f"{path.name}: these checks let a wrong answer through: {passed}\n{results}"
