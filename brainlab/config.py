@@ -53,14 +53,27 @@ def cache_dir() -> Path:
     return base
 
 
+#: The course's notebook folders: notebooks opened from any of them share one ``runs/``.
+COURSE_FOLDERS = ("notebooks", "solutions", "exercises")
+
+
 def runs_dir() -> Path:
     """The folder training runs are recorded in: ``BRAINLAB_RUNS`` or ``runs``; in quick mode its ``quick/``.
 
+    Without ``BRAINLAB_RUNS``, a notebook opened from the course's ``notebooks/``, ``solutions/``
+    or ``exercises/`` folder records its runs in the course's own ``runs/`` (beside those
+    folders), so that an exercise notebook finds the run its course notebook already made;
+    anywhere else, in ``runs/`` under the current folder.
     Quick-mode runs (the sample, small images) are kept apart so that a full run never
     resumes from a quick one. The folder is created by whatever records a run in it.
     """
     value = os.environ.get("BRAINLAB_RUNS", "").strip()
-    base = Path(value).expanduser() if value else Path("runs")
+    if value:
+        base = Path(value).expanduser()
+    else:
+        here = Path.cwd()
+        in_course = here.name in COURSE_FOLDERS and all((here.parent / name).is_dir() for name in COURSE_FOLDERS[:2])
+        base = here.parent / "runs" if in_course else Path("runs")
     return base / "quick" if quick_mode() else base
 
 

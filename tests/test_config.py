@@ -20,6 +20,25 @@ def test_runs_dir_follows_brainlab_runs_and_keeps_quick_runs_apart(monkeypatch, 
     assert config.runs_dir() == tmp_path / "elsewhere"
 
 
+def test_notebooks_of_the_course_share_one_runs_folder(monkeypatch, tmp_path):
+    """An exercise notebook finds the run that its course notebook made: both use the course's runs/."""
+    course = tmp_path / "course"
+    for name in config.COURSE_FOLDERS:
+        (course / name).mkdir(parents=True)
+    seen = set()
+    for name in config.COURSE_FOLDERS:
+        monkeypatch.chdir(course / name)
+        seen.add(config.runs_dir().resolve())
+    assert seen == {(course / "runs").resolve()}
+    monkeypatch.chdir(course / "notebooks")
+    monkeypatch.setenv("BRAINLAB_QUICK", "1")
+    assert config.runs_dir().resolve() == (course / "runs" / "quick").resolve()
+    # a folder called notebooks elsewhere (no solutions/ beside it) keeps its own runs/
+    (tmp_path / "mine" / "notebooks").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "mine" / "notebooks")
+    assert config.runs_dir() == Path("runs") / "quick"
+
+
 def test_after_keep_work_in_the_cache_and_a_training_run_land_there(monkeypatch, tmp_path):
     import keras
 
