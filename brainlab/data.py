@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -36,7 +37,7 @@ from brainlab.errors import BrainlabError, DataNotFoundError
 from brainlab.images import UnreadableImageError, read_image
 
 __all__ = ["CLASS_NAMES", "SPLITS", "ImageFile", "ImageSet", "Scan", "Splits", "find_data", "load_split",
-           "load_splits", "read_image", "read_manifest", "sample_dir", "scan"]
+           "load_splits", "protocol", "read_image", "read_manifest", "sample_dir", "scan"]
 
 
 # --------------------------------------------------------------------------- finding the data
@@ -88,9 +89,10 @@ def _checked(root: Path, where: str, spec: DatasetSpec) -> Path:
 class ImageSet:
     """Decoded images of one split, with the labels and the file each came from.
 
-    ``split`` names the protocol and part, e.g. ``"official-test"``, ``"clean-val"`` or
-    ``"sample-test"`` (the bundled sample), so every number computed from this set can say
-    where it came from.
+    ``split`` names the protocol and part, e.g. ``"official-test"`` (a verified copy of the
+    dataset), ``"clean-val"`` (a manifest), ``"sample-test"`` (the bundled sample) or
+    ``"unverified-test"`` (any other folder; see :func:`protocol`), so every number computed
+    from this set can say where it came from.
     """
 
     split: str
@@ -158,18 +160,70 @@ class Splits:
 
 def load_split(split: str = "Training", root=None, image_size: int = 128, channels: int = 3,
                progress: bool = True, cache: bool = True) -> ImageSet:
-    """Decode the official ``Training`` or ``Testing`` split into an :class:`ImageSet`."""
+    """Decode the ``Training`` or ``Testing`` split into an :class:`ImageSet`.
+
+    The set is named after the folder it came from and the part (see :func:`protocol`):
+    ``official-train``/``official-test`` for a verified copy of the dataset, ``sample-...`` for
+    the bundled sample, ``unverified-...`` for any other folder.
+    """
+    root = find_data(root)
+    return _load_split(split, root, protocol(root), image_size, channels, progress, cache)
+
+
+def _load_split(split, root, protocol_name, image_size, channels, progress, cache) -> ImageSet:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
-    root = find_data(root)
     found = scan(root, splits=(split,))
-    name = f"{_protocol(root)}-{'train' if split == 'Training' else 'test'}"
+    name = f"{protocol_name}-{'train' if split == 'Training' else 'test'}"
     return _decode(root, found.files, name, image_size, channels, progress, cache)
 
 
-def _protocol(root) -> str:
-    """``"sample"`` for the bundled sample (its numbers mean little), else ``"official"``."""
-    return "sample" if Path(root).resolve() == sample_dir().resolve() else "official"
+OFFICIAL, SAMPLE, UNVERIFIED = "official", "sample", "unverified"
+
+
+def protocol(root, spec: DatasetSpec = datasets.BRAIN_TUMOR) -> str:
+    """The first half of the split names of data read from ``root``.
+
+    - ``"sample"``: the bundled sample (a smoke test; its numbers mean little);
+    - ``"official"``: a copy of the dataset that :func:`brainlab.datasets.verify` accepts (the
+      counts and every file's checksum match), so its numbers stand beside the paper's;
+    - ``"unverified"``: any other folder (your own data, a test fixture, a copy with files added,
+      removed or changed). ``brainlab doctor`` says why a copy does not verify.
+
+    Checksumming every file takes a while on a slow disk, so the verdict is cached (in
+    ``<cache>/verified/``), keyed by the folder's file names, sizes and modification times:
+    a changed, added or removed file makes a new verdict.
+    """
+    root = Path(root)
+    if root.resolve() == sample_dir().resolve():
+        return SAMPLE
+    return OFFICIAL if _verifies(root, spec) else UNVERIFIED
+
+
+def _verifies(root: Path, spec: DatasetSpec) -> bool:
+    """Whether ``root`` verifies against ``spec``, from the cached verdict when the files are unchanged."""
+    try:
+        found = scan(root, spec=spec)
+    except BrainlabError:  # a split or class folder missing: not the dataset
+        return False
+    counts = found.counts()
+    if any(counts.get(s, {}).get(c, 0) != n for s, per_class in spec.counts.items() for c, n in per_class.items()):
+        return False  # the counts differ: no need to read a single file
+    h = hashlib.sha256(f"v1|{spec.name}|{root.resolve()}".encode())
+    for f in found.files:
+        st = f.path.stat()
+        h.update(f"|{f.relpath}|{st.st_size}|{st.st_mtime_ns}".encode())
+    verdict_file = config.cache_dir() / "verified" / f"{h.hexdigest()[:24]}.json"
+    try:
+        return bool(json.loads(verdict_file.read_text())["ok"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # no verdict yet (or a damaged one): check the files
+    ok = datasets.verify(root, spec).ok
+    verdict_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = verdict_file.with_name(f".{verdict_file.stem}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"root": str(root.resolve()), "dataset": spec.name, "ok": ok}) + "\n")
+    os.replace(tmp, verdict_file)
+    return ok
 
 
 def load_splits(root=None, image_size: int = 128, channels: int = 3, val_fraction: float = 0.15,
@@ -177,9 +231,10 @@ def load_splits(root=None, image_size: int = 128, channels: int = 3, val_fractio
                 cache: bool = True) -> Splits:
     """Train, validation and test sets.
 
-    Without ``manifest``: the official protocol. ``test`` is the official Testing split and
-    ``val`` a stratified, seeded ``val_fraction`` of Training, so that no decision is ever
-    made by looking at the test set.
+    Without ``manifest``: the official protocol. ``test`` is the Testing split and ``val`` a
+    stratified, seeded ``val_fraction`` of Training, so that no decision is ever made by
+    looking at the test set. The sets are named as :func:`protocol` says: ``official-test``
+    only for a verified copy of the dataset, ``sample-test`` or ``unverified-test`` otherwise.
 
     With ``manifest`` (a CSV with columns ``path,class,split``, split being train/val/test,
     such as the leakage-free ``clean_split.csv`` written by ``brainlab audit``): exactly
@@ -190,14 +245,14 @@ def load_splits(root=None, image_size: int = 128, channels: int = 3, val_fractio
         return _load_manifest(root, Path(manifest), image_size, channels, progress, cache)
     from sklearn.model_selection import train_test_split
 
-    training = load_split("Training", root, image_size, channels, progress, cache)
-    testing = load_split("Testing", root, image_size, channels, progress, cache)
+    protocol_name = protocol(root)
+    training = _load_split("Training", root, protocol_name, image_size, channels, progress, cache)
+    testing = _load_split("Testing", root, protocol_name, image_size, channels, progress, cache)
     positions = np.arange(len(training))
     train_idx, val_idx = train_test_split(positions, test_size=val_fraction, random_state=seed,
                                           stratify=training.labels)
-    protocol = _protocol(root)
-    return Splits(training.subset(np.sort(train_idx), f"{protocol}-train"),
-                  training.subset(np.sort(val_idx), f"{protocol}-val"), testing)
+    return Splits(training.subset(np.sort(train_idx), f"{protocol_name}-train"),
+                  training.subset(np.sort(val_idx), f"{protocol_name}-val"), testing)
 
 
 def read_manifest(path) -> list[tuple[str, str, str]]:
@@ -221,7 +276,7 @@ def read_manifest(path) -> list[tuple[str, str, str]]:
 
 def _load_manifest(root, manifest: Path, image_size, channels, progress, cache) -> Splits:
     rows = read_manifest(manifest)
-    protocol = manifest.stem.removesuffix("_split") or "manifest"
+    name = manifest.stem.removesuffix("_split") or "manifest"
     files = []
     for rel, class_name, _ in rows:
         path = Path(root) / rel
@@ -229,10 +284,10 @@ def _load_manifest(root, manifest: Path, image_size, channels, progress, cache) 
             raise DataNotFoundError(f"{manifest} lists {rel}, which is not in {root}. "
                                     "Was the manifest written for another copy of the dataset?")
         files.append(ImageFile(path, rel, rel.split("/", 1)[0], class_name, CLASS_NAMES.index(class_name)))
-    everything = _decode(Path(root), files, protocol, image_size, channels, progress, cache)
+    everything = _decode(Path(root), files, name, image_size, channels, progress, cache)
     part_of = {rel: s for rel, _, s in rows}
     parts = np.array([part_of[p] for p in everything.paths])
-    return Splits(*(everything.subset(parts == s, f"{protocol}-{s}") for s in ("train", "val", "test")))
+    return Splits(*(everything.subset(parts == s, f"{name}-{s}") for s in ("train", "val", "test")))
 
 
 def _decode(root: Path, files: list[ImageFile], name: str, image_size: int, channels: int,

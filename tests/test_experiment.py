@@ -90,3 +90,19 @@ def test_unknown_recipe_is_refused():
 
     with pytest.raises(BrainlabError, match="choose one of paper, improved, small-cnn, residual-cnn"):
         experiment.default_settings("vgg")
+
+
+@pytest.mark.slow
+def test_a_run_on_your_own_folder_is_not_called_official(tmp_path):
+    """Only a verified copy of the dataset is "official": a run on another folder says so everywhere."""
+    from conftest import make_dataset
+
+    mine = make_dataset(tmp_path / "mine", per_class=8)
+    out = tmp_path / "run"
+    assert main(["train", "--recipe", "small-cnn", "--data", str(mine), "--epochs", "1", "--image-size", "32",
+                 "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["split"] == "unverified-test" and metrics["n_images"] == 32
+    report = (out / "report.md").read_text()
+    assert report.splitlines()[0].endswith("accuracy on unverified-test")
+    assert "- split: **unverified-test** (32 images) (a folder that is not a verified copy of the dataset" in report

@@ -46,3 +46,12 @@ def test_runs_that_differ_in_more_than_the_seed_are_refused(tmp_path):
         results_table.main([str(a), str(b)])
     with pytest.raises(SystemExit, match="is the run .* finished"):
         results_table.main([str(tmp_path / "missing")])
+
+
+def test_the_split_is_the_runs_own_and_sample_runs_are_refused(tmp_path, capsys):
+    own = [write_run(tmp_path / f"own{s}", s, 0.5, 0.1, split="unverified-test") for s in (1, 2)]
+    assert results_table.main([str(f) for f in own]) == 0
+    assert capsys.readouterr().out.splitlines()[2].startswith("| small-cnn | unverified-test | 2 |")
+    sample = [write_run(tmp_path / f"sample{s}", s, 0.5, 0.1, split="sample-test") for s in (1, 2)]
+    with pytest.raises(SystemExit, match="bundled sample .*sample-test.*not a result"):
+        results_table.main([str(f) for f in sample])
