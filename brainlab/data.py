@@ -296,7 +296,10 @@ def _decode(root: Path, files: list[ImageFile], name: str, image_size: int, chan
 
     The result is cached as a ``.npz`` in the brainlab cache, keyed by the files' names, sizes
     and modification times plus the image size and channels, so a second run loads in a blink.
+    Past ``BRAINLAB_CACHE_MAX_MB`` the least recently used cache files are removed
+    (``brainlab cache`` shows the cache, ``brainlab cache --clear`` empties it).
     """
+    max_bytes = config.cache_max_bytes() if cache else None  # a bad setting is refused before any work
     key = _cache_key(files, image_size, channels)
     cache_file = config.cache_dir() / "decoded" / f"{key}.npz"
     if cache and cache_file.is_file():
@@ -304,6 +307,7 @@ def _decode(root: Path, files: list[ImageFile], name: str, image_size: int, chan
             with np.load(cache_file, allow_pickle=False) as z:
                 skipped = [tuple(x) for x in z["skipped"].tolist()]
                 result = ImageSet(name, z["images"], z["labels"], z["paths"].tolist(), CLASS_NAMES, root, skipped)
+            os.utime(cache_file)  # used now: pruning removes the least recently used files first
             _report_skipped(result.skipped, name)
             return result
         except (OSError, KeyError, ValueError):
@@ -337,6 +341,7 @@ def _decode(root: Path, files: list[ImageFile], name: str, image_size: int, chan
     _report_skipped(skipped, name)
     if cache:
         _save_atomically(cache_file, result)
+        config.prune(cache_file.parent, max_bytes, keep=cache_file)
     return result
 
 

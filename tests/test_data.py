@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 
 import numpy as np
 import pytest
@@ -301,3 +302,26 @@ def test_only_a_folder_that_verifies_is_official_and_the_verdict_is_cached(tiny_
     assert data.load_split("Training", only_training, image_size=16, progress=False).split == "unverified-train"
     own = data.load_splits(make_dataset(tmp_path / "mine", per_class=8), image_size=16, progress=False)
     assert (own.train.split, own.val.split, own.test.split) == ("unverified-train", "unverified-val", "unverified-test")
+
+
+def test_decoded_cache_is_bounded_least_recently_used_first(tiny_dataset, monkeypatch):
+    from brainlab import config
+
+    folder = config.cache_dir() / "decoded"
+    data.load_split("Testing", tiny_dataset, image_size=32, progress=False)
+    data.load_split("Testing", tiny_dataset, image_size=24, progress=False)
+    first, second = sorted(folder.glob("*.npz"), key=lambda p: p.stat().st_mtime_ns)
+    os.utime(first, ns=(1, 1))
+    os.utime(second, ns=(2, 2))
+    data.load_split("Testing", tiny_dataset, image_size=32, progress=False)  # a cache hit marks it used
+    assert first.stat().st_mtime_ns > second.stat().st_mtime_ns
+    # room for these two: a third (smaller) file evicts the least recently used one, never the new one
+    monkeypatch.setenv("BRAINLAB_CACHE_MAX_MB", str((first.stat().st_size + second.stat().st_size) / 2**20))
+    data.load_split("Testing", tiny_dataset, image_size=20, progress=False)
+    assert first.is_file() and not second.exists() and len(list(folder.glob("*.npz"))) == 2
+    monkeypatch.setenv("BRAINLAB_CACHE_MAX_MB", "0")  # nothing kept but the file just written
+    data.load_split("Testing", tiny_dataset, image_size=16, progress=False)
+    assert len(list(folder.glob("*.npz"))) == 1 and not first.exists()
+    monkeypatch.setenv("BRAINLAB_CACHE_MAX_MB", "lots")
+    with pytest.raises(BrainlabError, match="BRAINLAB_CACHE_MAX_MB='lots' is not a number of megabytes"):
+        data.load_split("Testing", tiny_dataset, image_size=12, progress=False)
