@@ -5,6 +5,8 @@
     python3 tasks.py demo    # create .venv, install brainlab, run the main job (no browser needed)
     python3 tasks.py test    # create .venv, install brainlab with test extras, run every test
     python3 tasks.py wheel   # build dist/brainlab-<version>-py3-none-any.whl (to install on Colab by hand)
+    python3 tasks.py floors  # the lowest TensorFlow and Keras pyproject.toml allows, in .venv-floors,
+                             # with the fast tests (a TensorFlow download: about 600 MB, some minutes)
 
 The virtual environment lives in ``.venv`` next to this file (``BRAINLAB_VENV`` moves it).
 Installing is skipped when the environment already matches ``pyproject.toml``.
@@ -142,7 +144,47 @@ def test(args: list[str]) -> int:
     return run([str(PY), "-m", "pytest", *env_args])
 
 
-JOBS = {"lab": lab, "demo": demo, "test": test, "wheel": wheel}
+FLOORED = ("tensorflow", "keras")  # the dependencies whose lowest allowed version is tried
+# Fast tests that exercise TensorFlow and Keras: models, training (checkpoints, resume), evaluation, data.
+FLOOR_TESTS = ["tests/test_models.py", "tests/test_train.py", "tests/test_evaluate.py", "tests/test_data.py",
+               "tests/test_explain.py", "-m", "not slow", "-p", "no:nbval", "-o", "addopts="]
+
+
+def floor_pins() -> list[str]:
+    """``tensorflow==2.16.*``, ``keras==3.7.0``...: each floored dependency at its pyproject.toml floor.
+
+    TensorFlow is pinned to the floor's minor version (its newest patch: the wheels a person gets);
+    Keras to the floor itself.
+    """
+    import re
+
+    text = (ROOT / "pyproject.toml").read_text()
+    pins = []
+    for name in FLOORED:
+        match = re.search(rf'"{name}>=([0-9.]+)"', text)
+        if not match:
+            sys.exit(f"pyproject.toml names no floor for {name} (expected \"{name}>=X.Y\")")
+        floor = match.group(1)
+        pins.append(f"{name}=={'.'.join(floor.split('.')[:2])}.*" if name == "tensorflow" else f"{name}=={floor}")
+    return pins
+
+
+def floors(args: list[str]) -> int:
+    venv_dir = ROOT / ".venv-floors"
+    py = venv_dir / ("Scripts" if os.name == "nt" else "bin") / ("python.exe" if os.name == "nt" else "python")
+    if not py.exists():
+        print(f"[tasks] creating virtual environment in {venv_dir}", flush=True)
+        venv.create(venv_dir, with_pip=True)
+    pins = floor_pins()
+    print(f"[tasks] installing brainlab[test] with {' '.join(pins)} into {venv_dir}", flush=True)
+    subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
+    subprocess.run([str(py), "-m", "pip", "install", "--quiet", *pins, "-e", f"{ROOT}[test]"], check=True)
+    rc = run([str(py), "-c", "import tensorflow as tf, keras, numpy; "
+              "print('[tasks] tensorflow', tf.__version__, 'keras', keras.__version__, 'numpy', numpy.__version__)"])
+    return rc or run([str(py), "-m", "pytest", "-q", *(args or FLOOR_TESTS)])
+
+
+JOBS = {"lab": lab, "demo": demo, "test": test, "wheel": wheel, "floors": floors}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in JOBS:

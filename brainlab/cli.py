@@ -9,6 +9,7 @@
     brainlab evaluate --run RUN --data DIR --out OUT   score a finished run on any labelled folder
     brainlab build-exercises      regenerate exercises/ from solutions/
     brainlab course-links --repo OWNER/NAME --ref TAG   point every badge and install line at a fork
+    brainlab cache [--clear [--all]]  what the cache holds; delete decoded images (--all: downloads too)
     brainlab reproduce --out DIR  the paper's experiment end to end (add --quick for a 1-minute run)
     brainlab train --recipe R --out DIR   the same for another recipe (paper, improved, small-cnn, residual-cnn)
 
@@ -49,7 +50,8 @@ def cmd_doctor(args) -> int:
         rows.append(("TensorFlow", f"NOT IMPORTABLE ({exc}); pip install tensorflow"))
     rows.append(("Quick mode", "on (BRAINLAB_QUICK=1): bundled sample, few epochs" if config.quick_mode()
                  else "off (set BRAINLAB_QUICK=1 for a fast run on the bundled sample)"))
-    rows.append(("Cache", str(config.cache_dir())))
+    total = sum(part.bytes for part in config.cache_usage())
+    rows.append(("Cache", f"{config.cache_dir()} ({config.human_size(total)}; `brainlab cache` for details)"))
     rows += data_rows()
     rows.append(("ImageNet weights", imagenet_weights_row()))
     width = max(len(k) for k, _ in rows)
@@ -234,6 +236,34 @@ def cmd_experiment(args) -> int:
     return 0
 
 
+def cmd_cache(args) -> int:
+    """`brainlab cache`: each part's size, count and path; `--clear` deletes what is rebuilt by itself."""
+    if args.all and not args.clear:
+        print("brainlab cache: --all goes with --clear (brainlab cache --clear --all)", file=sys.stderr)
+        return 2
+    if args.clear:
+        removed = config.clear_cache(everything=args.all)
+        for part in removed:
+            print(f"removed {part.path}: {part.description}, {part.files} files, {config.human_size(part.bytes)}")
+        freed = sum(part.bytes for part in removed)
+        print(f"Freed {config.human_size(freed)}." if removed else "Nothing to remove.")
+        if not args.all:
+            print("Downloaded datasets and archives were kept (add --all to delete them too).")
+        return 0
+    parts = config.cache_usage()
+    print(f"brainlab cache: {config.cache_dir()} (BRAINLAB_CACHE moves it)\n")
+    width, described = max(len(p.name) for p in parts), max(len(p.description) for p in parts)
+    for part in parts:
+        print(f"  {part.name:<{width}}  {config.human_size(part.bytes):>10}  {part.files:>6} files  "
+              f"{part.description:<{described}}  {part.path}")
+    total = sum(part.bytes for part in parts)
+    print(f"  {'total':<{width}}  {config.human_size(total):>10}  {sum(p.files for p in parts):>6} files")
+    print(f"\nDecoded images are kept up to {config.human_size(config.cache_max_bytes())} "
+          "(BRAINLAB_CACHE_MAX_MB), least recently used removed first.\n"
+          "`brainlab cache --clear` deletes decoded images and verdicts; `--clear --all` also the downloads.")
+    return 0
+
+
 def cmd_build_exercises(args) -> int:
     from brainlab import exercises
 
@@ -313,6 +343,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=cmd_experiment, tensorflow=True)
 
     from brainlab import course, exercises
+
+    p = sub.add_parser("cache", help="what the brainlab cache holds, and clearing it")
+    p.add_argument("--clear", action="store_true",
+                   help="delete the decoded images and verification verdicts (rebuilt when needed)")
+    p.add_argument("--all", action="store_true", help="with --clear: delete downloaded datasets and archives too")
+    p.set_defaults(func=cmd_cache)
 
     p = sub.add_parser("build-exercises", help="regenerate exercises/ from solutions/ (answers removed)")
     exercises.add_arguments(p)

@@ -8,6 +8,8 @@ on a laptop, on Colab and in CI without edits:
   (default ``~/.cache/brainlab``, or ``$XDG_CACHE_HOME/brainlab``).
 - ``BRAINLAB_RUNS``: where the notebooks record training runs (default ``runs`` in the
   current folder); quick mode keeps its runs apart, in ``quick/`` below it.
+- ``BRAINLAB_CACHE_MAX_MB``: how big the decoded-image cache may grow before its least
+  recently used files are removed (default 4096, i.e. 4 GB). ``brainlab cache`` shows the cache.
 - ``BRAINLAB_QUICK=1``: quick mode. The bundled sample instead of the full dataset, few
   epochs and small images, so that everything finishes in about a minute on a CPU.
 
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -25,8 +29,9 @@ import numpy as np
 
 from brainlab.errors import BrainlabError
 
-__all__ = ["DEFAULT_SEED", "quick_mode", "quick", "cache_dir", "runs_dir", "WorkFolders", "keep_work_in",
-           "data_env", "set_seed"]
+__all__ = ["DEFAULT_SEED", "COURSE_FOLDERS", "quick_mode", "quick", "cache_dir", "runs_dir", "WorkFolders",
+           "keep_work_in", "data_env", "set_seed", "CachePart", "cache_usage", "clear_cache", "cache_max_bytes",
+           "prune", "human_size"]
 
 DEFAULT_SEED = 42
 _TRUE = {"1", "true", "yes", "on"}
@@ -122,3 +127,93 @@ def set_seed(seed: int = DEFAULT_SEED) -> int:
     except ImportError:  # pragma: no cover - keras is a dependency
         pass
     return seed
+
+
+# --------------------------------------------------------------------------- what the cache holds
+
+#: The parts of the cache: folder name -> what it holds. The first two are rebuilt when needed.
+CACHE_PARTS = {
+    "decoded": "decoded images (rebuilt when needed)",
+    "verified": "dataset verification verdicts (rebuilt when needed)",
+    "downloads": "downloaded archives",
+    "datasets": "downloaded datasets",
+}
+REBUILT_PARTS = ("decoded", "verified")
+DEFAULT_CACHE_MAX_MB = 4096
+
+
+@dataclass(frozen=True)
+class CachePart:
+    """One folder of the cache: its name, what it holds, where it is, how many files, how many bytes."""
+
+    name: str
+    description: str
+    path: Path
+    files: int
+    bytes: int
+
+
+def cache_usage() -> list[CachePart]:
+    """Every part of the cache (see :data:`CACHE_PARTS`), with its file count and size."""
+    parts = []
+    for name, description in CACHE_PARTS.items():
+        path = cache_dir() / name
+        files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else []
+        parts.append(CachePart(name, description, path, len(files), sum(p.stat().st_size for p in files)))
+    return parts
+
+
+def clear_cache(everything: bool = False) -> list[CachePart]:
+    """Delete what the cache rebuilds by itself (decoded images, verdicts); with ``everything``, downloads too.
+
+    Returns the parts removed, as they were before removal.
+    """
+    removed = []
+    for part in cache_usage():
+        if (everything or part.name in REBUILT_PARTS) and part.path.exists():
+            shutil.rmtree(part.path)
+            removed.append(part)
+    return removed
+
+
+def cache_max_bytes() -> int:
+    """The size the decoded-image cache may reach, from ``BRAINLAB_CACHE_MAX_MB`` (default 4096 MB)."""
+    value = os.environ.get("BRAINLAB_CACHE_MAX_MB", "").strip()
+    if not value:
+        return DEFAULT_CACHE_MAX_MB * 2**20
+    try:
+        mb = float(value)
+    except ValueError:
+        mb = -1
+    if mb < 0:
+        raise BrainlabError(f"BRAINLAB_CACHE_MAX_MB={value!r} is not a number of megabytes; "
+                         f"set it to e.g. {DEFAULT_CACHE_MAX_MB}, or unset it for the default")
+    return int(mb * 2**20)
+
+
+def prune(folder: Path, max_bytes: int, keep: Path | None = None) -> list[Path]:
+    """Remove the least recently used files of ``folder`` until it holds at most ``max_bytes``.
+
+    ``keep`` (the file just written) is never removed. Returns the files removed.
+    """
+    files = sorted((p for p in Path(folder).glob("*") if p.is_file() and not p.name.startswith(".")),
+                   key=lambda p: p.stat().st_mtime)
+    total = sum(p.stat().st_size for p in files)
+    removed = []
+    for path in files:
+        if total <= max_bytes:
+            break
+        if keep is not None and path == keep:
+            continue
+        total -= path.stat().st_size
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def human_size(n: int) -> str:
+    """``1536`` -> ``"1.5 KB"``: bytes for people."""
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024

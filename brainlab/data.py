@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -36,8 +37,8 @@ from brainlab.errors import BrainlabError, DataLayoutError, DataNotFoundError
 from brainlab.images import IMAGE_SUFFIXES, UnreadableImageError, read_image
 
 __all__ = ["CLASS_NAMES", "MANIFEST_PARTS", "SPLITS", "ImageFile", "ImageSet", "Scan", "Splits", "find_data",
-           "load_labelled", "load_split", "load_splits", "read_image", "read_manifest", "sample_dir", "scan",
-           "scan_class_folders"]
+           "load_labelled", "load_split", "load_splits", "protocol", "read_image", "read_manifest", "sample_dir",
+           "scan", "scan_class_folders"]
 
 # The parts a split manifest may name: a clean split's three, and "external" (images of another
 # dataset with no copy in the training dataset, written by ``brainlab audit --against``).
@@ -93,9 +94,10 @@ def _checked(root: Path, where: str, spec: DatasetSpec) -> Path:
 class ImageSet:
     """Decoded images of one split, with the labels and the file each came from.
 
-    ``split`` names the protocol and part, e.g. ``"official-test"``, ``"clean-val"`` or
-    ``"sample-test"`` (the bundled sample), so every number computed from this set can say
-    where it came from.
+    ``split`` names the protocol and part, e.g. ``"official-test"`` (a verified copy of the
+    dataset), ``"clean-val"`` (a manifest), ``"sample-test"`` (the bundled sample) or
+    ``"unverified-test"`` (any other folder; see :func:`protocol`), so every number computed
+    from this set can say where it came from.
     """
 
     split: str
@@ -163,17 +165,24 @@ class Splits:
 
 def load_split(split: str = "Training", root=None, image_size: int = 128, channels: int = 3,
                progress: bool = True, cache: bool = True, spec: DatasetSpec | None = None) -> ImageSet:
-    """Decode the official ``Training`` or ``Testing`` split into an :class:`ImageSet`.
+    """Decode the ``Training`` or ``Testing`` split into an :class:`ImageSet`.
 
     ``spec`` (default: the catalogue entry whose class folders ``root`` has, see
     :func:`brainlab.datasets.detect_spec`) says how the class folders are named.
+    The set is named after the folder it came from and the part (see :func:`protocol`):
+    ``official-train``/``official-test`` for a verified copy of the dataset, ``sample-...`` for
+    the bundled sample, ``unverified-...`` for any other folder.
     """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
     root = find_data(root)
     spec = spec or _spec_of(root)
+    return _load_split(split, root, protocol(root, spec), image_size, channels, progress, cache, spec)
+
+
+def _load_split(split, root, protocol_name, image_size, channels, progress, cache, spec) -> ImageSet:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
     found = scan(root, splits=(split,), spec=spec)
-    name = f"{_protocol(root, spec)}-{'train' if split == 'Training' else 'test'}"
+    name = f"{protocol_name}-{'train' if split == 'Training' else 'test'}"
     return _decode(root, found.files, name, image_size, channels, progress, cache)
 
 
@@ -183,12 +192,58 @@ def _spec_of(root) -> DatasetSpec:
     return datasets.detect_spec(root, default=datasets.BRAIN_TUMOR)
 
 
-def _protocol(root, spec: DatasetSpec = datasets.BRAIN_TUMOR) -> str:
-    """``"sample"`` for the bundled sample (its numbers mean little), ``"official"`` for the paper's
-    dataset, else the dataset's short name (``"nickparvar"``)."""
-    if Path(root).resolve() == sample_dir().resolve():
-        return "sample"
-    return "official" if spec.name == datasets.BRAIN_TUMOR.name else (spec.short_name or spec.name)
+OFFICIAL, SAMPLE, UNVERIFIED = "official", "sample", "unverified"
+
+
+def protocol(root, spec: DatasetSpec | None = None) -> str:
+    """The first half of the split names of data read from ``root``.
+
+    - ``"sample"``: the bundled sample (a smoke test; its numbers mean little);
+    - ``"official"``: a copy of the dataset that :func:`brainlab.datasets.verify` accepts (the
+      counts and every file's checksum match), so its numbers stand beside the paper's;
+    - ``"unverified"``: any other folder (your own data, a test fixture, a copy with files added,
+      removed or changed). ``brainlab doctor`` says why a copy does not verify;
+    - another catalogue entry's short name (``"nickparvar"``) for a folder laid out like it.
+
+    ``spec`` (default: the catalogue entry whose class folders ``root`` has) says which dataset.
+
+    Checksumming every file takes a while on a slow disk, so the verdict is cached (in
+    ``<cache>/verified/``), keyed by the folder's file names, sizes and modification times:
+    a changed, added or removed file makes a new verdict.
+    """
+    root = Path(root)
+    if root.resolve() == sample_dir().resolve():
+        return SAMPLE
+    spec = spec or _spec_of(root)
+    if spec.name != datasets.BRAIN_TUMOR.name:
+        return spec.short_name or spec.name
+    return OFFICIAL if _verifies(root, spec) else UNVERIFIED
+
+
+def _verifies(root: Path, spec: DatasetSpec) -> bool:
+    """Whether ``root`` verifies against ``spec``, from the cached verdict when the files are unchanged."""
+    try:
+        found = scan(root, spec=spec)
+    except BrainlabError:  # a split or class folder missing: not the dataset
+        return False
+    counts = found.counts()
+    if any(counts.get(s, {}).get(c, 0) != n for s, per_class in spec.counts.items() for c, n in per_class.items()):
+        return False  # the counts differ: no need to read a single file
+    h = hashlib.sha256(f"v1|{spec.name}|{root.resolve()}".encode())
+    for f in found.files:
+        st = f.path.stat()
+        h.update(f"|{f.relpath}|{st.st_size}|{st.st_mtime_ns}".encode())
+    verdict_file = config.cache_dir() / "verified" / f"{h.hexdigest()[:24]}.json"
+    try:
+        return bool(json.loads(verdict_file.read_text())["ok"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # no verdict yet (or a damaged one): check the files
+    ok = datasets.verify(root, spec).ok
+    verdict_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = verdict_file.with_name(f".{verdict_file.stem}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"root": str(root.resolve()), "dataset": spec.name, "ok": ok}) + "\n")
+    os.replace(tmp, verdict_file)
+    return ok
 
 
 def load_splits(root=None, image_size: int = 128, channels: int = 3, val_fraction: float = 0.15,
@@ -196,9 +251,10 @@ def load_splits(root=None, image_size: int = 128, channels: int = 3, val_fractio
                 cache: bool = True) -> Splits:
     """Train, validation and test sets.
 
-    Without ``manifest``: the official protocol. ``test`` is the official Testing split and
-    ``val`` a stratified, seeded ``val_fraction`` of Training, so that no decision is ever
-    made by looking at the test set.
+    Without ``manifest``: the official protocol. ``test`` is the Testing split and ``val`` a
+    stratified, seeded ``val_fraction`` of Training, so that no decision is ever made by
+    looking at the test set. The sets are named as :func:`protocol` says: ``official-test``
+    only for a verified copy of the dataset, ``sample-test`` or ``unverified-test`` otherwise.
 
     With ``manifest`` (a CSV with columns ``path,class,split``, split being train/val/test,
     such as the leakage-free ``clean_split.csv`` written by ``brainlab audit``): exactly
@@ -210,14 +266,14 @@ def load_splits(root=None, image_size: int = 128, channels: int = 3, val_fractio
     from sklearn.model_selection import train_test_split
 
     spec = _spec_of(root)
-    training = load_split("Training", root, image_size, channels, progress, cache, spec)
-    testing = load_split("Testing", root, image_size, channels, progress, cache, spec)
+    protocol_name = protocol(root, spec)
+    training = _load_split("Training", root, protocol_name, image_size, channels, progress, cache, spec)
+    testing = _load_split("Testing", root, protocol_name, image_size, channels, progress, cache, spec)
     positions = np.arange(len(training))
     train_idx, val_idx = train_test_split(positions, test_size=val_fraction, random_state=seed,
                                           stratify=training.labels)
-    protocol = _protocol(root, spec)
-    return Splits(training.subset(np.sort(train_idx), f"{protocol}-train"),
-                  training.subset(np.sort(val_idx), f"{protocol}-val"), testing)
+    return Splits(training.subset(np.sort(train_idx), f"{protocol_name}-train"),
+                  training.subset(np.sort(val_idx), f"{protocol_name}-val"), testing)
 
 
 def read_manifest(path) -> list[tuple[str, str, str]]:
@@ -247,7 +303,7 @@ def _load_manifest(root, manifest: Path, image_size, channels, progress, cache) 
     if any(s == "external" for _, _, s in rows):
         raise BrainlabError(f"{manifest} lists external images (to evaluate a model on, not to train one): "
                             "use `brainlab evaluate --manifest` or brainlab.data.load_labelled(manifest=...).")
-    protocol = manifest.stem.removesuffix("_split") or "manifest"
+    name = manifest.stem.removesuffix("_split") or "manifest"
     files = []
     for rel, class_name, _ in rows:
         path = Path(root) / rel
@@ -255,10 +311,10 @@ def _load_manifest(root, manifest: Path, image_size, channels, progress, cache) 
             raise DataNotFoundError(f"{manifest} lists {rel}, which is not in {root}. "
                                     "Was the manifest written for another copy of the dataset?")
         files.append(ImageFile(path, rel, rel.split("/", 1)[0], class_name, CLASS_NAMES.index(class_name)))
-    everything = _decode(Path(root), files, protocol, image_size, channels, progress, cache)
+    everything = _decode(Path(root), files, name, image_size, channels, progress, cache)
     part_of = {rel: s for rel, _, s in rows}
     parts = np.array([part_of[p] for p in everything.paths])
-    return Splits(*(everything.subset(parts == s, f"{protocol}-{s}") for s in ("train", "val", "test")))
+    return Splits(*(everything.subset(parts == s, f"{name}-{s}") for s in ("train", "val", "test")))
 
 
 def scan_class_folders(root, spec: DatasetSpec | None = None,
@@ -345,7 +401,10 @@ def _decode(root: Path, files: list[ImageFile], name: str, image_size: int, chan
 
     The result is cached as a ``.npz`` in the brainlab cache, keyed by the files' names, sizes
     and modification times plus the image size and channels, so a second run loads in a blink.
+    Past ``BRAINLAB_CACHE_MAX_MB`` the least recently used cache files are removed
+    (``brainlab cache`` shows the cache, ``brainlab cache --clear`` empties it).
     """
+    max_bytes = config.cache_max_bytes() if cache else None  # a bad setting is refused before any work
     key = _cache_key(files, image_size, channels)
     cache_file = config.cache_dir() / "decoded" / f"{key}.npz"
     if cache and cache_file.is_file():
@@ -353,6 +412,7 @@ def _decode(root: Path, files: list[ImageFile], name: str, image_size: int, chan
             with np.load(cache_file, allow_pickle=False) as z:
                 skipped = [tuple(x) for x in z["skipped"].tolist()]
                 result = ImageSet(name, z["images"], z["labels"], z["paths"].tolist(), CLASS_NAMES, root, skipped)
+            os.utime(cache_file)  # used now: pruning removes the least recently used files first
             _report_skipped(result.skipped, name)
             return result
         except (OSError, KeyError, ValueError):
@@ -386,6 +446,7 @@ def _decode(root: Path, files: list[ImageFile], name: str, image_size: int, chan
     _report_skipped(skipped, name)
     if cache:
         _save_atomically(cache_file, result)
+        config.prune(cache_file.parent, max_bytes, keep=cache_file)
     return result
 
 

@@ -243,8 +243,7 @@ def write_report(out: Path, s: Settings, predictions, model, figures: dict[str, 
         "",
         f"Command: `{metrics['command']}`",
         "",
-        f"- split: **{predictions.split}** ({len(predictions)} images)"
-        + (" (the bundled sample: a smoke test, not a result)" if predictions.split.startswith("sample") else ""),
+        f"- split: **{predictions.split}** ({len(predictions)} images)" + _split_note(predictions.split),
         f"- epochs: {s.epochs}, image size: {s.image_size}, batch size: {s.batch_size}, seed: {s.seed}",
         f"- weights: {s.weights}, preprocessing: {s.preprocessing}, class weights: {s.class_weight}",
         f"- time: {metrics['seconds']:.0f} s",
@@ -268,6 +267,16 @@ def write_report(out: Path, s: Settings, predictions, model, figures: dict[str, 
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _split_note(split: str) -> str:
+    """What a reader must know about a split's name before trusting its numbers."""
+    if split.startswith("sample-"):
+        return " (the bundled sample: a smoke test, not a result)"
+    if split.startswith("unverified-"):
+        return (" (a folder that is not a verified copy of the dataset, so not comparable with the paper; "
+                "`brainlab doctor` says why)")
+    return ""
 
 
 def _command_line() -> str:

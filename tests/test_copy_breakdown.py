@@ -62,3 +62,18 @@ def test_predictions_from_another_dataset_are_refused(tmp_path):
     FILES.to_csv(tmp_path / "files.csv", index=False)
     with pytest.raises(SystemExit, match="predictions.csv does not exist"):
         copy_breakdown.main([str(tmp_path / "files.csv"), str(tmp_path / "run")])
+
+
+def test_runs_on_a_manifest_split_are_refused(tmp_path, capsys):
+    """The breakdown is about the Testing folder: a clean-split run's test images are another set."""
+    import json
+
+    FILES.to_csv(tmp_path / "files.csv", index=False)
+    for name, split in (("own", "unverified-test"), ("clean", "clean-test")):
+        (tmp_path / name).mkdir()
+        predictions(["glioma_tumor"] * 6).to_csv(tmp_path / name / "predictions.csv", index=False)
+        (tmp_path / name / "metrics.json").write_text(json.dumps({"split": split}))
+    assert copy_breakdown.main([str(tmp_path / "files.csv"), str(tmp_path / "own")]) == 0
+    assert "| own | copy in Training | 3 (2, 0, 1, 0) | 0.667 |" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="evaluated on clean-test, not on the Testing folder"):
+        copy_breakdown.main([str(tmp_path / "files.csv"), str(tmp_path / "own"), str(tmp_path / "clean")])

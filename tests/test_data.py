@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 
 import numpy as np
 import pytest
@@ -76,7 +77,8 @@ def test_dataset_order_is_deterministic_and_shuffle_is_seeded():
 
 
 def test_channels_and_image_size(tiny_dataset):
-    assert data.load_split("Testing", tiny_dataset, image_size=16, progress=False).split == "official-test"
+    # a folder that is not a verified copy of the dataset is never called official
+    assert data.load_split("Testing", tiny_dataset, image_size=16, progress=False).split == "unverified-test"
     gray = data.load_split("Training", tiny_dataset, image_size=48, channels=1, progress=False)
     assert gray.images.shape == (12, 48, 48, 1)
     rgb = data.load_split("Training", tiny_dataset, image_size=48, channels=3, progress=False)
@@ -250,13 +252,16 @@ def test_brainlab_errors_render_without_traceback_in_jupyter():
 
 
 @pytest.mark.shared_data
-def test_full_dataset_verifies_and_loads(shared_dataset):
+def test_full_dataset_verifies_and_loads(shared_dataset, monkeypatch):
     check = datasets.verify(shared_dataset)
     assert check.ok, check.problems()
     assert check.counts == datasets.BRAIN_TUMOR.counts and check.extra == []
     test = data.load_split("Testing", shared_dataset, image_size=64, progress=False)
     assert len(test) == 394 and test.class_counts() == datasets.BRAIN_TUMOR.counts["Testing"]
-    assert test.skipped == []
+    assert test.skipped == [] and test.split == "official-test"  # a verified copy: the paper's protocol
+    # the verdict is cached: the next load does not checksum the 3264 files again
+    monkeypatch.setattr(datasets, "verify", lambda *a, **k: pytest.fail("verified twice"))
+    assert data.protocol(shared_dataset) == "official"
 
 
 def test_verify_reports_changed_and_missing_files(tiny_dataset):
@@ -273,3 +278,50 @@ def test_verify_reports_changed_and_missing_files(tiny_dataset):
     assert not check.ok
     assert check.mismatched == [files[0].relpath] and check.missing == [files[1].relpath]
     assert any("expected 3 images, found 2" in e for e in check.count_errors)
+
+
+def test_only_a_folder_that_verifies_is_official_and_the_verdict_is_cached(tiny_dataset, tmp_path, monkeypatch):
+    files = data.scan(tiny_dataset).files
+    sums = {f.relpath: datasets.sha256_of(f.path) for f in files}
+    counts = {s: {c: 3 for c in CLASS_NAMES} for s in data.SPLITS}
+    spec = datasets.DatasetSpec("tiny", "tiny", CLASS_NAMES, counts, checksums=sums)
+    calls = []
+    real_verify = datasets.verify
+    monkeypatch.setattr(datasets, "verify", lambda *a, **k: calls.append(a) or real_verify(*a, **k))
+    assert data.protocol(tiny_dataset, spec) == "official" and len(calls) == 1
+    assert data.protocol(tiny_dataset, spec) == "official" and len(calls) == 1  # the cached verdict
+    buf = io.BytesIO()
+    brain_like(1234).save(buf, "JPEG")
+    (tiny_dataset / files[0].relpath).write_bytes(buf.getvalue())  # one file changed: checked again
+    assert data.protocol(tiny_dataset, spec) == "unverified" and len(calls) == 2
+    assert data.protocol(tiny_dataset, spec) == "unverified" and len(calls) == 2
+    # against the real dataset's spec the counts differ already: no file is read
+    assert data.protocol(tiny_dataset) == "unverified" and len(calls) == 2
+    assert data.protocol(data.sample_dir()) == "sample"
+    only_training = make_dataset(tmp_path / "only", splits=("Training",))
+    assert data.load_split("Training", only_training, image_size=16, progress=False).split == "unverified-train"
+    own = data.load_splits(make_dataset(tmp_path / "mine", per_class=8), image_size=16, progress=False)
+    assert (own.train.split, own.val.split, own.test.split) == ("unverified-train", "unverified-val", "unverified-test")
+
+
+def test_decoded_cache_is_bounded_least_recently_used_first(tiny_dataset, monkeypatch):
+    from brainlab import config
+
+    folder = config.cache_dir() / "decoded"
+    data.load_split("Testing", tiny_dataset, image_size=32, progress=False)
+    data.load_split("Testing", tiny_dataset, image_size=24, progress=False)
+    first, second = sorted(folder.glob("*.npz"), key=lambda p: p.stat().st_mtime_ns)
+    os.utime(first, ns=(1, 1))
+    os.utime(second, ns=(2, 2))
+    data.load_split("Testing", tiny_dataset, image_size=32, progress=False)  # a cache hit marks it used
+    assert first.stat().st_mtime_ns > second.stat().st_mtime_ns
+    # room for these two: a third (smaller) file evicts the least recently used one, never the new one
+    monkeypatch.setenv("BRAINLAB_CACHE_MAX_MB", str((first.stat().st_size + second.stat().st_size) / 2**20))
+    data.load_split("Testing", tiny_dataset, image_size=20, progress=False)
+    assert first.is_file() and not second.exists() and len(list(folder.glob("*.npz"))) == 2
+    monkeypatch.setenv("BRAINLAB_CACHE_MAX_MB", "0")  # nothing kept but the file just written
+    data.load_split("Testing", tiny_dataset, image_size=16, progress=False)
+    assert len(list(folder.glob("*.npz"))) == 1 and not first.exists()
+    monkeypatch.setenv("BRAINLAB_CACHE_MAX_MB", "lots")
+    with pytest.raises(BrainlabError, match="BRAINLAB_CACHE_MAX_MB='lots' is not a number of megabytes"):
+        data.load_split("Testing", tiny_dataset, image_size=12, progress=False)

@@ -200,5 +200,40 @@ def test_pytest_runs_the_notebooks_with_nbval_in_quick_mode():
     for regex, replacement in patterns:
         noisy = re.sub(regex, replacement, noisy)
     assert "port.cc" not in noisy and "absl" not in noisy and "total 27,782,660" in noisy
-    conftest = (REPO / "conftest.py").read_text()  # loaded by every pytest run of the repository
-    assert 'os.environ.setdefault("BRAINLAB_QUICK", "1")' in conftest, "notebook kernels need quick mode"
+
+
+def _kernel_environment(tmp_path, env: dict) -> dict:
+    """Run a one-cell notebook through pytest/nbval, as the suite runs the course, and return what its kernel saw."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    seen = tmp_path / "seen.json"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import json, os\nfrom brainlab import config\n"
+        f"json.dump({{'quick': os.environ.get('BRAINLAB_QUICK'), 'cache': str(config.cache_dir())}}, "
+        f"open({str(seen)!r}, 'w'))")])
+    folder = Path(tempfile.mkdtemp(prefix=".kernel-env-", dir=REPO / "tests"))  # under the repository's conftest.py
+    try:
+        nbformat.write(nb, folder / "probe.ipynb")
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("BRAINLAB_")}, **env,
+               "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder / "probe.ipynb")],
+                              cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    finally:
+        shutil.rmtree(folder)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(seen.read_text())
+
+
+@pytest.mark.slow
+def test_notebook_kernels_run_in_quick_mode_on_a_temporary_cache(tmp_path):
+    seen = _kernel_environment(tmp_path, {})
+    assert seen["quick"] == "1", "notebook kernels need quick mode"
+    cache = Path(seen["cache"])
+    assert cache.name.startswith("brainlab-test-cache-") and Path.home() / ".cache" not in cache.parents
+    assert not cache.exists(), "the session's cache is removed after the run"
+    mine = tmp_path / "my-cache"  # a cache the person chose is used, and kept
+    assert _kernel_environment(tmp_path, {"BRAINLAB_CACHE": str(mine)})["cache"] == str(mine) and mine.is_dir()

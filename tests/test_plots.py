@@ -41,8 +41,52 @@ def tick_texts(labels) -> list[str]:
 
 
 def assert_fits_a_notebook(fig):
-    width, height = fig.get_size_inches()
-    assert width <= 10.0 and height <= 12.0
+    """Drawn as a notebook saves it (``bbox_inches="tight"``): at most 10 inches wide, every text
+    readable (at least 7 pt) and no two texts that are drawn overlapping (labels, ticks, titles, legends)."""
+    from unittest import mock
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    canvas = FigureCanvasAgg(fig)  # the PNG backend a notebook uses
+    drawn = []
+    original = Text.draw
+
+    def record(text, renderer):
+        original(text, renderer)
+        if text.get_visible() and text.get_text().strip():
+            drawn.append((text, text.get_window_extent(renderer)))
+
+    with mock.patch.object(Text, "draw", record):
+        canvas.draw()
+    tight = fig.get_tightbbox(canvas.get_renderer())  # in inches: what savefig(bbox_inches="tight") keeps
+    assert tight.width <= 10.0 and tight.height <= 12.5, f"{tight.width:.2f} x {tight.height:.2f} inches"
+    assert drawn, "the figure shows no text"
+    for text, _ in drawn:
+        assert text.get_fontsize() >= 7, f"{text.get_text()!r} is {text.get_fontsize()} pt"
+    for i, (a, box_a) in enumerate(drawn):
+        for b, box_b in drawn[:i]:
+            assert not _overlap(a, box_a, b, box_b), f"{a.get_text()!r} overlaps {b.get_text()!r}"
+
+
+def _overlap(a, box_a, b, box_b) -> bool:
+    """Whether two drawn texts overlap by more than a touch (10% of their size).
+
+    Texts turned by the same angle (rotated tick labels) are compared in their own frame: their
+    upright boxes would overlap even where the letters do not."""
+    angle = np.deg2rad(a.get_rotation())
+    c, s = abs(np.cos(angle)), abs(np.sin(angle))
+    if a.get_rotation() != b.get_rotation() or abs(c - s) < 0.1:
+        return box_a.shrunk(0.9, 0.9).overlaps(box_b.shrunk(0.9, 0.9))
+    sizes = []
+    for box in (box_a, box_b):  # the unturned width and height from the upright box's
+        sizes.append(((box.width * c - box.height * s) / (c * c - s * s),
+                      (box.height * c - box.width * s) / (c * c - s * s)))
+    dx, dy = np.subtract(box_a.p0 + (box_a.width / 2, box_a.height / 2),
+                         box_b.p0 + (box_b.width / 2, box_b.height / 2))
+    along, across = dx * np.cos(angle) + dy * np.sin(angle), -dx * np.sin(angle) + dy * np.cos(angle)
+    (wa, ha), (wb, hb) = sizes
+    return abs(along) < 0.45 * (wa + wb) and abs(across) < 0.45 * (ha + hb)
 
 
 # --------------------------------------------------------------------------- training
@@ -310,3 +354,23 @@ def test_run_spread_draws_every_run_and_each_groups_mean_and_std():
 def test_run_spread_says_which_column_is_missing():
     with pytest.raises(ValueError, match="no column 'val accuracy'"):
         plots.run_spread(pd.DataFrame({"variant": ["a"], "test accuracy": [0.5]}), value="val accuracy")
+
+
+def test_the_notebook_check_catches_crowded_and_tiny_text():
+    from matplotlib.figure import Figure
+
+    crowded = Figure(figsize=(3, 2))
+    ax = crowded.add_subplot()
+    ax.bar(range(4), [1, 2, 3, 4], tick_label=list(CLASS_NAMES))  # four long names under 3 inches
+    with pytest.raises(AssertionError, match="overlaps"):
+        assert_fits_a_notebook(crowded)
+    ax.tick_params(axis="x", labelrotation=30, labelsize=5)
+    with pytest.raises(AssertionError, match="is 5.0 pt"):
+        assert_fits_a_notebook(crowded)
+    ax.tick_params(axis="x", labelsize=8)
+    crowded.set_layout_engine("constrained")
+    assert_fits_a_notebook(crowded)  # turned, the names no longer touch
+    wide = Figure(figsize=(14, 3))  # its axes and labels are 11.3 inches wide, past what a notebook shows
+    wide.add_subplot().set_title("wide")
+    with pytest.raises(AssertionError, match="11.28 x 2.76 inches"):
+        assert_fits_a_notebook(wide)

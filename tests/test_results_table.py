@@ -31,7 +31,8 @@ def test_a_group_of_seeds_is_one_row_of_mean_and_std(tmp_path, capsys):
                [(1, 0.50, 0.10), (2, 0.60, 0.20), (3, 0.70, 0.30)]]
     assert results_table.main([str(f) for f in folders]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == results_table.HEADER
+    assert lines[0] == ("| recipe | split | seeds | accuracy | recall glioma | recall meningioma | recall no_tumor | "
+                        "recall pituitary | macro AUC | minutes per run | command |")
     assert lines[1].count("---") == lines[0].count("|") - 1  # one separator per column
     cells = [c.strip() for c in lines[2].strip("|").split("|")]
     assert cells[:5] == ["small-cnn", "official-test", "3", "0.600 ± 0.100", "0.200 ± 0.100"]
@@ -46,3 +47,12 @@ def test_runs_that_differ_in_more_than_the_seed_are_refused(tmp_path):
         results_table.main([str(a), str(b)])
     with pytest.raises(SystemExit, match="is the run .* finished"):
         results_table.main([str(tmp_path / "missing")])
+
+
+def test_the_split_is_the_runs_own_and_sample_runs_are_refused(tmp_path, capsys):
+    own = [write_run(tmp_path / f"own{s}", s, 0.5, 0.1, split="unverified-test") for s in (1, 2)]
+    assert results_table.main([str(f) for f in own]) == 0
+    assert capsys.readouterr().out.splitlines()[2].startswith("| small-cnn | unverified-test | 2 |")
+    sample = [write_run(tmp_path / f"sample{s}", s, 0.5, 0.1, split="sample-test") for s in (1, 2)]
+    with pytest.raises(SystemExit, match="bundled sample .*sample-test.*not a result"):
+        results_table.main([str(f) for f in sample])

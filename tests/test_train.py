@@ -67,7 +67,11 @@ def test_fit_writes_a_complete_run_directory(tmp_path):
     best_epoch = int(np.argmin(result.history["val_loss"]))
     assert metrics["best_epoch"] == best_epoch and metrics["epochs_finished"] == 3
     assert metrics["last"]["epoch"] == 2 and metrics["resumed_from_epoch"] == 0
-    assert metrics["seconds_per_epoch"] > 0
+    # times: each epoch's (history.csv) within the fit's, and the fit's within the time between the files
+    epoch_seconds = [float(r["seconds"]) for r in rows]
+    assert metrics["seconds_per_epoch"] == pytest.approx(float(np.median(epoch_seconds)))
+    written = ((tmp_path / "metrics.json").stat().st_mtime - (tmp_path / "config.json").stat().st_mtime)
+    assert 0 < sum(epoch_seconds) <= metrics["train_seconds"] <= written + 0.01
 
     # last.keras is the model as it ended; best.keras scores the best epoch's val_loss.
     x = next(iter(data))[0]

@@ -34,7 +34,7 @@ def test_feature_map_is_same_padded_cross_correlation(image):
 
 
 def test_feature_map_matches_tensorflow_conv2d_same(image):
-    tf = pytest.importorskip("tensorflow")
+    import tensorflow as tf
     kernel = np.array(widgets.PRESETS["vertical edges (Sobel x)"], dtype=np.float32)
     theirs = tf.nn.conv2d(image[None, :, :, None].astype(np.float32), kernel[:, :, None, None],
                           strides=1, padding="SAME")[0, :, :, 0].numpy()
@@ -112,7 +112,7 @@ def test_playground_accepts_an_array_and_rejects_unknown_presets(image):
 
 # --------------------------------------------------------------------------- the prediction explorer
 
-keras = pytest.importorskip("keras")
+import keras  # noqa: E402  (a dependency: a broken install must fail here, not skip)
 
 from brainlab import data, evaluate, explain  # noqa: E402
 

@@ -3,8 +3,11 @@
     python tools/copy_breakdown.py runs/audit/files.csv runs/residual-cnn-128-official-seed*
 
 ``files.csv`` comes from ``brainlab audit``; its ``cross_split`` column marks the images whose
-exact or near copy sits in the other official split. Each run folder needs the
-``predictions.csv`` that ``brainlab train`` and ``brainlab reproduce`` write. For every run,
+exact or near copy sits in the other split (Training or Testing). Each run folder needs the
+``predictions.csv`` that ``brainlab train`` and ``brainlab reproduce`` write, from a run on
+Training/Testing (``--split official``: its test split is ``official-test`` for a verified copy
+of the dataset, ``unverified-test`` for another folder); runs on a manifest's split, such as
+``clean-test``, are refused: their test images are not the Testing folder. For every run,
 and as mean ± std over the runs, the script prints accuracy and per-class recall on the test
 images that have a copy in Training (a model can get them right by remembering) and on those
 that do not (the model must generalise, often to another source of images).
@@ -12,6 +15,7 @@ that do not (the model must generalise, often to another source of images).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -19,6 +23,16 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_table import CLASSES, mean_std  # noqa: E402  (the same cells as docs/results.md's table)
+
+
+# Split names brainlab gives the Testing folder: a verified copy, another folder, the bundled sample.
+TESTING_SPLITS = ("official-test", "unverified-test", "sample-test")
+
+
+def _split_of(run: Path) -> str | None:
+    """The split a run was evaluated on, from its metrics.json (None where there is none)."""
+    path = run / "metrics.json"
+    return json.loads(path.read_text()).get("split") if path.is_file() else None
 
 
 def breakdown(predictions: pd.DataFrame, files: pd.DataFrame) -> dict[str, dict]:
@@ -56,13 +70,16 @@ def table(results: dict[str, dict]) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files_csv", help="files.csv written by `brainlab audit`")
-    parser.add_argument("runs", nargs="+", help="run folders with predictions.csv (official split)")
+    parser.add_argument("runs", nargs="+", help="run folders with predictions.csv (made with --split official)")
     args = parser.parse_args(argv)
     if not Path(args.files_csv).is_file():
         sys.exit(f"{args.files_csv} does not exist: run `brainlab audit --data DATA --out DIR` and pass DIR/files.csv")
     files = pd.read_csv(args.files_csv)
     results = {}
     for run in args.runs:
+        split = _split_of(Path(run))
+        if split is not None and split not in TESTING_SPLITS:
+            sys.exit(f"{run} was evaluated on {split}, not on the Testing folder: use runs made with --split official")
         path = Path(run) / "predictions.csv"
         if not path.is_file():
             sys.exit(f"{path} does not exist: is the run in {run} finished, and made by a brainlab that writes it?")

@@ -7,7 +7,9 @@ Each group is the same command run with several seeds. A row gives the split, th
 seeds, accuracy and per-class recall as mean ± standard deviation (sample std, n-1), the mean
 training time, and the exact command of the first run with its seed shown as ``--seed S``.
 Runs in one group must share their split and settings apart from the seed: the script refuses
-to average anything else.
+to average anything else. The split is the one the runs name (``official-test`` for a verified
+copy of the dataset, ``unverified-test`` for any other folder, ``clean-test`` ...); runs on the
+bundled sample (``sample-test``) are smoke tests, not results, and are refused.
 """
 from __future__ import annotations
 
@@ -45,6 +47,9 @@ def read_group(folders) -> list[dict]:
     settings = [{k: v for k, v in r["settings"].items() if k != "seed"} for r in runs]
     if any(s != settings[0] for s in settings) or len({r["split"] for r in runs}) != 1:
         sys.exit(f"runs in {list(map(str, folders))} differ in more than their seed: not one group")
+    if runs[0]["split"].startswith("sample-"):
+        sys.exit(f"runs in {list(map(str, folders))} were evaluated on the bundled sample ({runs[0]['split']}): "
+                 "a smoke test, not a result; train with --data on the dataset")
     return runs
 
 
