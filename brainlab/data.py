@@ -215,8 +215,8 @@ def protocol(root, spec: DatasetSpec | None = None) -> str:
     if root.resolve() == sample_dir().resolve():
         return SAMPLE
     spec = spec or _spec_of(root)
-    if spec.name != datasets.BRAIN_TUMOR.name:
-        return spec.short_name or spec.name
+    if spec is not datasets.BRAIN_TUMOR and spec.name in datasets.CATALOGUE:
+        return spec.short_name or spec.name  # another collection: never "official" beside the paper
     return OFFICIAL if _verifies(root, spec) else UNVERIFIED
 
 
