@@ -21,6 +21,10 @@ from matplotlib.ticker import MaxNLocator
 
 from brainlab import evaluate, paper
 
+__all__ = ["CORRECT_COLOR", "MAX_WIDTH", "METRICS", "WRONG_COLOR", "class_balance", "confident_mistakes",
+           "confusion_heatmap", "explained_prediction", "overlay", "per_class_metrics", "roc_curves", "run_spread",
+           "sample_grid", "show_image", "training_curves"]
+
 MAX_WIDTH = 10.0  # inches: what a notebook shows without scrolling
 METRICS = ("precision", "recall", "f1-score")
 CORRECT_COLOR, WRONG_COLOR = "tab:green", "tab:red"
@@ -369,6 +373,19 @@ def class_balance(sets, class_names=None, title: str = "Images per class") -> Fi
 # --------------------------------------------------------------------------- one prediction, explained
 
 
+def overlay(image, heatmap, alpha: float = 0.4, colormap: str = "jet") -> np.ndarray:
+    """The heatmap coloured and blended over the image: uint8 RGB of the image's size."""
+    from matplotlib import colormaps
+
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.shape[-1] == 1:
+        image = np.repeat(image, 3, axis=-1)
+    colours = colormaps[colormap](np.clip(heatmap, 0, 1))[..., :3] * 255.0
+    return np.clip((1 - alpha) * image + alpha * colours, 0, 255).astype(np.uint8)
+
+
 def explained_prediction(image, probabilities, heatmap, class_names=None, true_label=None,
                          explained=None, alpha: float = 0.4, title: str | None = None) -> Figure:
     """One image, its Grad-CAM overlay and the model's probability for every class.
@@ -378,8 +395,6 @@ def explained_prediction(image, probabilities, heatmap, class_names=None, true_l
     for the class ``explained`` (default: the predicted one). With ``true_label`` the true
     class's bar is outlined and the title says whether the prediction is right.
     """
-    from brainlab.explain import overlay
-
     probabilities = np.asarray(probabilities, dtype=float).ravel()
     names = evaluate.resolve_class_names(class_names, len(probabilities))
     predicted = int(probabilities.argmax())

@@ -249,6 +249,20 @@ def test_class_balance_counts_every_split(images):
 # --------------------------------------------------------------------------- one prediction, explained
 
 
+def test_overlay_blends_the_coloured_map_over_the_image():
+    image = np.full((8, 8, 3), 100.0, dtype=np.float32)
+    heatmap = np.zeros((8, 8))
+    heatmap[:4] = 1.0
+    blended = plots.overlay(image, heatmap, alpha=0.5)
+    assert blended.shape == (8, 8, 3) and blended.dtype == np.uint8
+    hot = np.array(matplotlib.colormaps["jet"](1.0)[:3]) * 255
+    cold = np.array(matplotlib.colormaps["jet"](0.0)[:3]) * 255
+    np.testing.assert_allclose(blended[0, 0], np.floor(0.5 * 100 + 0.5 * hot), atol=1)
+    np.testing.assert_allclose(blended[7, 7], np.floor(0.5 * 100 + 0.5 * cold), atol=1)
+    gray = plots.overlay(image[..., :1], heatmap)  # one channel: shown as RGB
+    assert gray.shape == (8, 8, 3)
+
+
 def test_explained_prediction_shows_image_overlay_and_probabilities(images):
     heatmap = np.zeros((16, 16))
     heatmap[:8, :8] = 1.0  # evidence top-left
