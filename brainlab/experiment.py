@@ -25,6 +25,9 @@ from pathlib import Path
 from brainlab import config
 from brainlab.errors import BrainlabError
 
+__all__ = ["RECIPES", "SPLITS", "Settings", "build_model", "default_settings", "learning_rate", "load_data",
+           "run", "save_figures", "write_report"]
+
 RECIPES = ("paper", "improved", "small-cnn", "residual-cnn")
 SPLITS = ("official", "clean")
 

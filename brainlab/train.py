@@ -39,8 +39,11 @@ from sklearn.utils.class_weight import compute_class_weight
 from brainlab import __version__
 from brainlab.config import DEFAULT_SEED, set_seed
 from brainlab.errors import BrainlabError
-from brainlab.evaluate import parameter_counts
-from brainlab.models import NUM_CLASSES
+from brainlab.models import NUM_CLASSES, parameter_counts
+
+__all__ = ["BACKUP_DIR", "CannotCacheFeatures", "DevicePolicy", "FitResult", "RUN_FILES", "class_weights",
+           "compile_model", "dataset_labels", "device_policy", "fine_tune_two_stage", "fit", "gpu_count",
+           "gradient_norms", "run_finished", "split_at_trainable"]
 
 BACKUP_DIR = "backup"
 RUN_FILES = ("config.json", "history.csv", "best.keras", "last.keras", "metrics.json")

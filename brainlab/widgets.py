@@ -16,6 +16,10 @@ import io
 import ipywidgets as widgets
 import numpy as np
 
+__all__ = ["CUSTOM", "KernelPlayground", "ORDERS", "PREDICTED", "PRESETS", "PredictionExplorer",
+           "explore_order", "feature_map", "kernel_playground", "png", "prediction_explorer", "render",
+           "to_gray"]
+
 # A few classic 3x3 kernels. Each one is a question asked at every pixel:
 # "how much does this neighbourhood look like me?"
 PRESETS = {

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from brainlab import evaluate, plots
+from brainlab.datasets import CLASS_NAMES
 from brainlab.evaluate import Predictions
 
-CLASS_NAMES = ("glioma_tumor", "meningioma_tumor", "no_tumor", "pituitary_tumor")
 Y_TRUE = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 3])
 Y_PRED = np.array([0, 0, 1, 2, 1, 1, 0, 2, 3, 3])
 HISTORY = {"accuracy": [0.4, 0.6, 0.7, 0.8], "val_accuracy": [0.3, 0.5, 0.45, 0.4],
