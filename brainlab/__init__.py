@@ -18,7 +18,8 @@ _startup.quiet_by_default()
 __version__ = "0.1.0"
 
 _SUBMODULES = {"config", "datasets", "images", "data", "download", "audit", "models", "train", "evaluate", "plots",
-               "explain", "widgets", "paper", "cli", "course", "startup"}
+               "explain", "widgets", "paper", "cli", "course", "startup", "experiment", "exercises", "errors",
+               "history"}
 
 
 def __getattr__(name):

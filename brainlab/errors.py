@@ -6,6 +6,9 @@ that message; Jupyter shows it without a long traceback (through IPython's
 """
 from __future__ import annotations
 
+__all__ = ["BrainlabError", "DataLayoutError", "DataNotFoundError", "DownloadError", "UnsafeArchiveError",
+           "WeightsNotFoundError"]
+
 
 class BrainlabError(Exception):
     """Base class: a problem the user can fix, with a message that says how."""

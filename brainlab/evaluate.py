@@ -23,6 +23,12 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from brainlab import paper
+from brainlab.datasets import CLASS_NAMES
+
+__all__ = ["AVERAGE_ROWS", "MISSING", "Predictions", "REPORT_COLUMNS", "accuracy", "as_probabilities",
+           "classification_table", "classification_text", "compare_with_paper", "comparison_text",
+           "confusion", "metrics_dict", "most_confident_mistakes", "predict", "resolve_class_names",
+           "roc_auc", "roc_curves", "save_metrics"]
 
 AVERAGE_ROWS = ("macro avg", "weighted avg")
 REPORT_COLUMNS = ("precision", "recall", "f1-score", "support")
@@ -107,8 +113,6 @@ def resolve_class_names(class_names=None, n_classes: int | None = None) -> tuple
     four (or the number is not known), else ``"class 0"``, ``"class 1"`` ..."""
     if class_names is not None:
         return tuple(class_names)
-    from brainlab.data import CLASS_NAMES
-
     if n_classes is None or n_classes == len(CLASS_NAMES):
         return CLASS_NAMES
     return tuple(f"class {k}" for k in range(n_classes))
@@ -282,13 +286,6 @@ def most_confident_mistakes(predictions: Predictions, n: int = 8) -> pd.DataFram
 # --------------------------------------------------------------------------- the paper and JSON
 
 
-def parameter_counts(model) -> dict[str, int]:
-    """Total, trainable and non-trainable parameters, as in ``model.summary()``."""
-    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-    non_trainable = sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
-    return {"total": trainable + non_trainable, "trainable": trainable, "non_trainable": non_trainable}
-
-
 def compare_with_paper(predictions: Predictions, model=None, missing=MISSING) -> pd.DataFrame:
     """Our numbers beside the paper's: a DataFrame with columns metric, paper, ours.
 
@@ -307,6 +304,8 @@ def compare_with_paper(predictions: Predictions, model=None, missing=MISSING) ->
             ours = int(ours) if metric == "support" else float(ours)
             rows.append((f"{row} {metric}", _paper_value(row, metric), ours))
     if model is not None:
+        from brainlab.models import parameter_counts
+
         for kind, value in parameter_counts(model).items():
             rows.append((f"{kind.replace('_', '-')} parameters", paper.PARAMS[kind], value))
     rows = [(name, *(missing if _is_missing(v) else v for v in values)) for name, *values in rows]

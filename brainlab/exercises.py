@@ -33,6 +33,10 @@ from brainlab import course
 from brainlab.course import notebook_bytes
 from brainlab.errors import BrainlabError
 
+__all__ = ["BEGIN", "CHECK", "END", "EXERCISES_FOLDER", "ExerciseFormatError", "NOTEBOOK_METADATA",
+           "add_arguments", "build", "defined_names", "exercise_notebook", "expected_exercises",
+           "has_solution", "is_check", "main", "run", "stale", "strip_solution", "todo_line"]
+
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 CHECK = "# CHECK"

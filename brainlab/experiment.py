@@ -25,8 +25,29 @@ from pathlib import Path
 from brainlab import config
 from brainlab.errors import BrainlabError
 
+__all__ = ["CHOICES", "COMMAND_LINE", "FINE_TUNE_LEARNING_RATE", "FIXED", "RECIPES", "SPLITS", "Settings",
+           "build_model", "check_settings", "default_settings", "effective_settings", "learning_rate",
+           "load_data", "run", "save_figures", "train_model", "write_report"]
+
 RECIPES = ("paper", "improved", "small-cnn", "residual-cnn")
 SPLITS = ("official", "clean")
+CHOICES = {"preprocessing": ("imagenet", "rescale"), "lr_schedule": ("constant", "cosine")}
+
+# A recipe honours every setting except those fixed here, at the one value it uses (and reports);
+# any other value is refused: (value, why the recipe cannot take another).
+FIXED = {
+    "paper": {},
+    "improved": {"preprocessing": ("imagenet", "always uses ImageNet preprocessing, which its pretrained filters need"),
+                 "lr_schedule": ("constant", "trains in two stages, each at a constant learning rate")},
+    "small-cnn": {"weights": ("none", "trains from scratch"),
+                  "preprocessing": ("rescale", "rescales pixels to 0..1 inside its model")},
+    "residual-cnn": {"weights": ("none", "trains from scratch"),
+                     "preprocessing": ("standardize", "standardises every scan inside its model")},
+}
+COMMAND_LINE = ("weights", "preprocessing")  # the fixed settings `brainlab train` offers as options
+
+# The improved recipe's second stage: the head's learning rate is the ``learning_rate`` setting.
+FINE_TUNE_LEARNING_RATE = 1e-5
 
 
 @dataclass
@@ -39,7 +60,7 @@ class Settings:
     image_size: int = 128
     channels: int = 3
     batch_size: int = 32
-    learning_rate: float = 1e-3
+    learning_rate: float = 1e-3  # the improved recipe: its first stage's (the head's)
     weights: str = "imagenet"  # "imagenet", "none" (random start) or a weights file
     preprocessing: str = "imagenet"
     class_weight: str | None = None
@@ -73,11 +94,39 @@ def default_settings(recipe: str, quick: bool | None = None, **overrides) -> Set
             setattr(settings, key, value)
     if settings.split not in SPLITS:
         raise BrainlabError(f"Unknown split {settings.split!r}: choose official or clean.")
+    check_settings(settings)
+    return settings
+
+
+def check_settings(s: Settings) -> None:
+    """Refuse, with a message, a setting that the recipe would otherwise ignore (see :data:`FIXED`)."""
+    if s.recipe not in RECIPES:
+        raise BrainlabError(f"Unknown recipe {s.recipe!r}: choose one of {', '.join(RECIPES)}.")
+    for key, (value, why) in FIXED[s.recipe].items():
+        given = "none" if key == "weights" and getattr(s, key) is None else getattr(s, key)
+        if given != value:
+            name = f"--{key}" if key in COMMAND_LINE else key  # as the user gave it
+            raise BrainlabError(f"the {s.recipe} recipe {why}: {name} cannot be used with it "
+                                f"({key}={given!r} was given; it uses {value!r}). Leave {name} out, "
+                                f"or choose a recipe that takes it.")
+    for key, allowed in CHOICES.items():
+        if key not in FIXED[s.recipe] and getattr(s, key) not in allowed:
+            raise BrainlabError(f"Unknown {key} {getattr(s, key)!r}: choose {' or '.join(allowed)}.")
+
+
+def effective_settings(s: Settings) -> dict:
+    """The settings as they took effect, for metrics.json and the report."""
+    settings = asdict(s)
+    if s.recipe == "improved":
+        settings["fine_tune_learning_rate"] = FINE_TUNE_LEARNING_RATE
     return settings
 
 
 def build_model(s: Settings):
+    """The recipe's model, built with every model setting it honours (others are refused)."""
     from brainlab import models
+
+    check_settings(s)
 
     weights = None if s.weights in (None, "none") else s.weights
     if s.recipe == "paper":
@@ -123,7 +172,7 @@ def run(recipe: str = "paper", out="runs/paper", *, data_dir=None, manifest=None
     ``overrides`` are :class:`Settings` fields (epochs, split, weights, seed, ...); ``None``
     keeps the recipe's default. Running again with the same ``out`` resumes an unfinished run.
     """
-    from brainlab import evaluate, models, train
+    from brainlab import evaluate, models
 
     out = Path(out)
     s = default_settings(recipe, **overrides)
@@ -135,19 +184,12 @@ def run(recipe: str = "paper", out="runs/paper", *, data_dir=None, manifest=None
     print(f"brainlab: {s.recipe} recipe on {splits.test.split.split('-')[0]} split\n{splits.summary()}")
     train_ds = splits.train.dataset(s.batch_size, shuffle=True, seed=s.seed)
     val_ds = splits.val.dataset(s.batch_size)
-    fit_args = dict(class_weight=s.class_weight, seed=s.seed)
-    if s.recipe == "improved":
-        head_epochs = max(1, s.epochs // 3)
-        _, result = train.fine_tune_two_stage(model, train_ds, val_ds, out / "run", head_epochs=head_epochs,
-                                              fine_tune_epochs=s.epochs - head_epochs, **fit_args)
-    else:
-        train.compile_model(model, learning_rate(s, steps_per_epoch=-(-len(splits.train) // s.batch_size)))
-        result = train.fit(model, train_ds, val_ds, out / "run", s.epochs, **fit_args)
+    result = train_model(s, model, train_ds, val_ds, out / "run", steps_per_epoch=-(-len(splits.train) // s.batch_size))
     best = models.load_model(result.best_model_path)
     predictions = evaluate.predict(best, splits.test)
     seconds = time.perf_counter() - started
     metrics = evaluate.metrics_dict(predictions, recipe=s.recipe, epochs=s.epochs, seconds=round(seconds, 1),
-                                    seed=s.seed, settings=asdict(s), command=command or _command_line())
+                                    seed=s.seed, settings=effective_settings(s), command=command or _command_line())
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     predictions.to_frame().to_csv(out / "predictions.csv", index=False, float_format="%.6g")
     figures = save_figures(out, predictions, result.run_dir / "history.csv", best)
@@ -208,6 +250,25 @@ def evaluate_run(run_dir, data_dir, out, *, manifest=None, name: str | None = No
     return metrics
 
 
+def train_model(s: Settings, model, train_ds, val_ds, run_dir: Path, steps_per_epoch: int, **fit_kwargs):
+    """Train ``model`` as the recipe does: two stages for improved, one :func:`brainlab.train.fit` otherwise.
+
+    Returns the (last) :class:`brainlab.train.FitResult`; ``fit_kwargs`` go to ``fit`` (progress=False...).
+    """
+    from brainlab import train
+
+    fit_args = dict(class_weight=s.class_weight, seed=s.seed, **fit_kwargs)
+    if s.recipe == "improved":
+        head_epochs = max(1, s.epochs // 3)
+        _, result = train.fine_tune_two_stage(model, train_ds, val_ds, run_dir, head_epochs=head_epochs,
+                                              fine_tune_epochs=s.epochs - head_epochs,
+                                              head_learning_rate=s.learning_rate,
+                                              fine_tune_learning_rate=FINE_TUNE_LEARNING_RATE, **fit_args)
+        return result
+    train.compile_model(model, learning_rate(s, steps_per_epoch))
+    return train.fit(model, train_ds, val_ds, run_dir, s.epochs, **fit_args)
+
+
 def save_figures(out: Path, predictions, history_csv: Path, model) -> dict[str, str]:
     """Every figure of the report as a PNG in ``out``; returns {title: file name}."""
     from matplotlib import pyplot as plt
@@ -246,6 +307,7 @@ def write_report(out: Path, s: Settings, predictions, model, figures: dict[str, 
         f"- split: **{predictions.split}** ({len(predictions)} images)" + _split_note(predictions.split),
         f"- epochs: {s.epochs}, image size: {s.image_size}, batch size: {s.batch_size}, seed: {s.seed}",
         f"- weights: {s.weights}, preprocessing: {s.preprocessing}, class weights: {s.class_weight}",
+        f"- learning rate: {_learning_rate_text(s)}",
         f"- time: {metrics['seconds']:.0f} s",
         f"- macro AUC: {metrics['macro_auc']:.3f}" if metrics.get("macro_auc") is not None else "- macro AUC: n/a",
         "",
@@ -277,6 +339,12 @@ def _split_note(split: str) -> str:
         return (" (a folder that is not a verified copy of the dataset, so not comparable with the paper; "
                 "`brainlab doctor` says why)")
     return ""
+
+
+def _learning_rate_text(s: Settings) -> str:
+    if s.recipe == "improved":
+        return f"{s.learning_rate:g} for the head, then {FINE_TUNE_LEARNING_RATE:g} for fine-tuning"
+    return f"{s.learning_rate:g}" + (", cosine decay to 0" if s.lr_schedule == "cosine" else "")
 
 
 def _command_line() -> str:

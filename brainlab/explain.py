@@ -14,11 +14,14 @@ wrapped by a classification head).
 
 >>> heat = explain.grad_cam(model, image)                 # for the predicted class
 >>> heat = explain.grad_cam(model, image, class_index=2)  # evidence for "no_tumor"
->>> explain.grad_cam_figure(model, image, true_label=0)
+
+This module only computes maps; ``brainlab.plots.explained_prediction`` draws one over its image.
 """
 from __future__ import annotations
 
 import numpy as np
+
+__all__ = ["POOLING_WORDS", "grad_cam", "last_conv_layer"]
 
 POOLING_WORDS = ("pool", "flatten")
 
@@ -201,51 +204,3 @@ def _not_a_chain(model, path) -> ValueError:
     return ValueError(f"Model {model.name!r} is not a simple chain of layers around "
                       f"{path[0]!r}, so Grad-CAM cannot look inside it. Pass layer_name= a "
                       "layer of the outer model instead.")
-
-
-def overlay(image, heatmap, alpha: float = 0.4, colormap: str = "jet") -> np.ndarray:
-    """The heatmap coloured and blended over the image: uint8 RGB of the image's size."""
-    from matplotlib import colormaps
-
-    image = np.asarray(image, dtype=np.float32)
-    if image.ndim == 2:
-        image = image[..., None]
-    if image.shape[-1] == 1:
-        image = np.repeat(image, 3, axis=-1)
-    colours = colormaps[colormap](np.clip(heatmap, 0, 1))[..., :3] * 255.0
-    return np.clip((1 - alpha) * image + alpha * colours, 0, 255).astype(np.uint8)
-
-
-def grad_cam_figure(model, image, true_label=None, class_names=None, class_index=None,
-                    layer_name: str | None = None, alpha: float = 0.4):
-    """Three panels: the image, its Grad-CAM heatmap and the two overlaid.
-
-    The title gives the true class (when ``true_label`` is known), the predicted class
-    with its probability, and the class the heatmap explains (default: the predicted one).
-    """
-    from matplotlib.figure import Figure
-
-    from brainlab.evaluate import as_probabilities, resolve_class_names
-    from brainlab.plots import show_image
-
-    batch = _as_batch(image)
-    probabilities = as_probabilities(np.asarray(model.predict_on_batch(batch)))[0]
-    names = resolve_class_names(class_names, len(probabilities))
-    predicted = int(probabilities.argmax())
-    explained = predicted if class_index is None else int(class_index)
-    heatmap = grad_cam(model, batch, explained, layer_name)[0]
-
-    fig = Figure(figsize=(10, 4.0), layout="constrained")
-    axes = fig.subplots(1, 3)
-    show_image(axes[0], batch[0], "image")
-    axes[1].imshow(heatmap, cmap="jet", vmin=0, vmax=1)
-    axes[1].set_title(f"Grad-CAM for {names[explained]}", fontsize=9)
-    axes[1].set_xticks([])
-    axes[1].set_yticks([])
-    show_image(axes[2], overlay(batch[0], heatmap, alpha), "overlay")
-    fig.colorbar(axes[1].images[0], ax=axes[1], fraction=0.046, label="evidence (0..1)")
-
-    truth = f"true: {names[int(true_label)]} | " if true_label is not None else ""
-    right = "" if true_label is None else (" (right)" if int(true_label) == predicted else " (wrong)")
-    fig.suptitle(f"{truth}predicted: {names[predicted]}, p = {probabilities[predicted]:.2f}{right}")
-    return fig

@@ -27,9 +27,20 @@ from pathlib import Path
 import keras
 from keras import layers
 
+from brainlab import config
+from brainlab.datasets import CLASS_NAMES
 from brainlab.errors import WeightsNotFoundError
 
-NUM_CLASSES = 4
+__all__ = ["BN_EPSILON", "IMAGENET_WEIGHTS_FILE", "IMAGENET_WEIGHTS_MD5", "IMAGENET_WEIGHTS_URL",
+           "LAST_CONV_LAYER", "NUM_CLASSES", "PAPER_TRAINABLE_LAYERS", "RESNET50_LAYER_PREFIXES",
+           "ResNetPreprocess", "augment", "bottleneck_block", "conv_block", "conv_bn",
+           "copy_weights_by_name", "deep_stack", "default_weights", "freeze", "imagenet_weights_cached",
+           "improved_model", "keras_models_dir", "layer_table", "load_model", "load_resnet50_weights",
+           "paper_model", "parameter_counts", "preprocessing_layer", "residual_block", "residual_cnn",
+           "resnet50", "resnet50_features", "resnet50_layers", "resnet_stage", "resolve_weights",
+           "small_cnn", "to_rgb", "unfreeze_top"]
+
+NUM_CLASSES = len(CLASS_NAMES)
 BN_EPSILON = 1.001e-5  # the value keras.applications uses, so weights carry over exactly
 
 # The output of ResNet50's last residual block: the usual Grad-CAM target.
@@ -207,6 +218,26 @@ def imagenet_weights_cached() -> Path | None:
         folder = Path("/tmp/.keras/models")
     path = folder / IMAGENET_WEIGHTS_FILE
     return path if path.is_file() and path.stat().st_size > 0 else None
+
+
+def default_weights() -> str | None:
+    """``"imagenet"``, or None (a random start) in quick mode when the weights are not cached yet.
+
+    The notebooks' choice of start, with one printed line that says which and why: full mode
+    always uses the ImageNet weights (Keras downloads them, about 94 MB, once); quick mode uses
+    them only when they are already cached, so that a smoke run downloads nothing.
+    """
+    cached = imagenet_weights_cached()
+    if not config.quick_mode():
+        reason = f"cached at {cached}" if cached else "Keras downloads them once, about 94 MB"
+        print(f"Weights: ImageNet ({reason}).")
+        return "imagenet"
+    if cached:
+        print(f"Weights: ImageNet (quick mode, and they are cached at {cached}).")
+        return "imagenet"
+    print("Weights: a random start (quick mode, and the ImageNet weights are not cached: no 94 MB download "
+          "for a smoke run).")
+    return None
 
 
 def _download_imagenet_weights() -> Path:
@@ -479,6 +510,13 @@ def _weight_count(weights) -> int:
     from math import prod
 
     return sum(prod(w.shape) for w in weights)
+
+
+def parameter_counts(model: keras.Model) -> dict[str, int]:
+    """Total, trainable and non-trainable parameters, as in ``model.summary()``."""
+    trainable = _weight_count(model.trainable_weights)
+    non_trainable = _weight_count(model.non_trainable_weights)
+    return {"total": trainable + non_trainable, "trainable": trainable, "non_trainable": non_trainable}
 
 
 def layer_table(model: keras.Model):

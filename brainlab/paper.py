@@ -15,6 +15,8 @@ listed in :data:`NOT_STATED`.
 """
 from __future__ import annotations
 
+from brainlab.datasets import CLASS_NAMES
+
 TITLE = "Automated Brain Tumor Classification from MRI using a pretrained ResNet50 architecture"
 AUTHORS = ("S. K. Agarwal", "Y. K. Gupta")
 DOI = "10.64252/ygxffc75"
@@ -35,9 +37,9 @@ FRAMEWORK = "TensorFlow / Keras"
 IMAGE_SIZE = 128
 INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 3)
 
-#: Class names in label order 0..3 (the dataset's folder names; the paper's report numbers
-#: the classes 0-3 in this order: glioma, meningioma, no tumour, pituitary).
-CLASS_NAMES = ("glioma_tumor", "meningioma_tumor", "no_tumor", "pituitary_tumor")
+# CLASS_NAMES (imported above from brainlab.datasets, the one definition) are the dataset's folder
+# names in label order 0..3; the paper's report numbers the classes 0-3 in this order: glioma,
+# meningioma, no tumour, pituitary.
 
 #: Parameter counts from the paper's model summary (figure 6).
 TOTAL_PARAMS = 27_782_660

@@ -10,6 +10,7 @@ notebook's width (10 inches at most). Functions that show results take the
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -20,6 +21,11 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from brainlab import evaluate, paper
+from brainlab.history import MONITOR, best_row, monitored
+
+__all__ = ["CORRECT_COLOR", "MAX_WIDTH", "METRICS", "WRONG_COLOR", "class_balance", "confident_mistakes",
+           "confusion_heatmap", "explained_prediction", "overlay", "per_class_metrics", "roc_curves", "run_spread",
+           "sample_grid", "show_image", "training_curves"]
 
 MAX_WIDTH = 10.0  # inches: what a notebook shows without scrolling
 METRICS = ("precision", "recall", "f1-score")
@@ -62,12 +68,26 @@ def _metric_column(frame: pd.DataFrame, wanted: str) -> str | None:
     return candidates[0] if candidates else None
 
 
+def _run_monitor(history) -> str:
+    """What the run chose its kept epoch by: from a FitResult's metrics or the metrics.json beside a
+    history.csv; else what ``brainlab.train.fit`` watches by default."""
+    metrics = getattr(history, "metrics", None)
+    if metrics is None and isinstance(history, (str, Path)):
+        path = Path(history).with_name("metrics.json")
+        metrics = json.loads(path.read_text()) if path.is_file() else None
+    return (metrics or {}).get("monitor") or MONITOR
+
+
 def training_curves(history, title: str = "Training curves") -> Figure:
     """Accuracy and loss per epoch, training against validation.
 
-    The dotted line marks the epoch with the best validation accuracy: the model to keep.
-    A widening gap between the two curves is overfitting.
+    ``history``: a :class:`brainlab.train.FitResult`, the ``history.csv`` of a run, a Keras
+    History, a dict of lists or a DataFrame. The dotted line marks the epoch whose model
+    ``brainlab.train.fit`` keeps (``best.keras``): by :mod:`brainlab.history`'s rule, the lowest
+    validation loss unless the run watched something else. A widening gap between the two
+    curves is overfitting.
     """
+    monitor, mode = monitored(_run_monitor(history))
     frame = _history_frame(history)
     epochs = frame["epoch"].to_numpy() + 1 if "epoch" in frame else np.arange(1, len(frame) + 1)
     columns = {name: _metric_column(frame, name) for name in ("accuracy", "loss")}
@@ -75,17 +95,17 @@ def training_curves(history, title: str = "Training curves") -> Figure:
         raise ValueError(f"The history has neither accuracy nor loss; its columns are {list(frame.columns)}")
 
     fig, axes = _figure(MAX_WIDTH, 4.0, ncols=2)
-    best_epoch = None
-    val_accuracy = f"val_{columns['accuracy']}" if columns["accuracy"] else None
-    if val_accuracy in frame:
-        best_epoch = epochs[int(np.nanargmax(frame[val_accuracy].to_numpy()))]
+    rows = [{**row, "position": k} for k, row in enumerate(frame.to_dict("records"))]
+    kept = best_row(rows, monitor, mode) if monitor in frame else None
+    best_epoch = epochs[kept["position"]] if kept else None
+    best_label = f"kept: {'lowest' if mode == 'min' else 'highest'} {monitor} (epoch {best_epoch})"
     for ax, (name, column) in zip(axes[0], columns.items()):
         if column:
             ax.plot(epochs, frame[column], marker="o", markersize=3, label="training")
             if f"val_{column}" in frame:
                 ax.plot(epochs, frame[f"val_{column}"], marker="o", markersize=3, label="validation")
             if best_epoch is not None:
-                ax.axvline(best_epoch, color="grey", linestyle=":", label=f"best validation epoch ({best_epoch})")
+                ax.axvline(best_epoch, color="grey", linestyle=":", label=best_label)
             ax.legend()
         ax.set_title(name.capitalize())
         ax.set_xlabel("epoch")
@@ -369,6 +389,19 @@ def class_balance(sets, class_names=None, title: str = "Images per class") -> Fi
 # --------------------------------------------------------------------------- one prediction, explained
 
 
+def overlay(image, heatmap, alpha: float = 0.4, colormap: str = "jet") -> np.ndarray:
+    """The heatmap coloured and blended over the image: uint8 RGB of the image's size."""
+    from matplotlib import colormaps
+
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.shape[-1] == 1:
+        image = np.repeat(image, 3, axis=-1)
+    colours = colormaps[colormap](np.clip(heatmap, 0, 1))[..., :3] * 255.0
+    return np.clip((1 - alpha) * image + alpha * colours, 0, 255).astype(np.uint8)
+
+
 def explained_prediction(image, probabilities, heatmap, class_names=None, true_label=None,
                          explained=None, alpha: float = 0.4, title: str | None = None) -> Figure:
     """One image, its Grad-CAM overlay and the model's probability for every class.
@@ -378,8 +411,6 @@ def explained_prediction(image, probabilities, heatmap, class_names=None, true_l
     for the class ``explained`` (default: the predicted one). With ``true_label`` the true
     class's bar is outlined and the title says whether the prediction is right.
     """
-    from brainlab.explain import overlay
-
     probabilities = np.asarray(probabilities, dtype=float).ravel()
     names = evaluate.resolve_class_names(class_names, len(probabilities))
     predicted = int(probabilities.argmax())

@@ -24,7 +24,6 @@ from __future__ import annotations
 import csv
 import inspect
 import json
-import math
 import platform
 import statistics
 import time
@@ -39,8 +38,12 @@ from sklearn.utils.class_weight import compute_class_weight
 from brainlab import __version__
 from brainlab.config import DEFAULT_SEED, set_seed
 from brainlab.errors import BrainlabError
-from brainlab.evaluate import parameter_counts
-from brainlab.models import NUM_CLASSES
+from brainlab.history import MONITOR, best_row, monitored
+from brainlab.models import NUM_CLASSES, parameter_counts
+
+__all__ = ["BACKUP_DIR", "CannotCacheFeatures", "DevicePolicy", "FitResult", "RUN_FILES", "class_weights",
+           "compile_model", "dataset_labels", "device_policy", "fine_tune_two_stage", "fit", "gpu_count",
+           "gradient_norms", "run_finished", "split_at_trainable"]
 
 BACKUP_DIR = "backup"
 RUN_FILES = ("config.json", "history.csv", "best.keras", "last.keras", "metrics.json")
@@ -284,13 +287,6 @@ def _write_history(path: Path, rows: list[dict]) -> None:
             writer.writerows(rows)
 
 
-def _best(rows, monitor, mode):
-    rows = [r for r in rows if monitor in r and not math.isnan(r[monitor])]
-    if not rows:
-        return None
-    return (min if mode == "min" else max)(rows, key=lambda r: r[monitor])
-
-
 # --------------------------------------------------------------------------- fit
 @dataclass
 class FitResult:
@@ -329,7 +325,7 @@ def _clone_under(model, strategy):
 
 
 def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset | None, run_dir, epochs: int, *,
-        class_weight=None, early_stopping_patience: int | None = None, monitor: str = "val_loss",
+        class_weight=None, early_stopping_patience: int | None = None, monitor: str = MONITOR,
         cache_features="auto", shuffle_cached: bool = True, seed: int = DEFAULT_SEED, deterministic: bool = False,
         strategy: tf.distribute.Strategy | None = None, progress: bool = True, callbacks=()) -> FitResult:
     """Train ``model`` into ``run_dir`` (see the module docstring for the files), resuming if interrupted.
@@ -365,15 +361,13 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset |
         tf.config.experimental.enable_op_determinism()
     if not model.compiled:
         compile_model(model)
-    if val_ds is None and monitor.startswith("val_"):
-        monitor = monitor[len("val_"):]
-    mode = "max" if "acc" in monitor else "min"
+    monitor, mode = monitored(monitor, has_validation=val_ds is not None)
 
     history_csv, backup_dir = run_dir / "history.csv", run_dir / BACKUP_DIR
     resuming = backup_dir.is_dir() and any(backup_dir.iterdir())
     if not resuming:
         history_csv.unlink(missing_ok=True)  # a fresh run replaces an old one in the same folder
-    earlier_best = _best(_read_history(history_csv), monitor, mode)
+    earlier_best = best_row(_read_history(history_csv), monitor, mode)
 
     plan, plan_reason = _plan(model, cache_features)
     trained_model = plan[1] if plan else model
@@ -391,6 +385,9 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset |
         cache_seconds = time.perf_counter() - started
     else:
         train_data, val_data = train_ds, val_ds
+    settings = _settings_record(model, epochs, monitor=monitor, class_weight=class_weight, seed=seed,
+                                early_stopping_patience=early_stopping_patience, deterministic=deterministic,
+                                shuffle_cached=shuffle_cached)
     if isinstance(class_weight, str):
         if class_weight != "balanced":
             raise ValueError(f"class_weight must be None, 'balanced' or a dict, not {class_weight!r}")
@@ -398,12 +395,8 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset |
         class_weight = class_weights(labels, num_classes=int(model.outputs[0].shape[-1]))
 
     _write_json(run_dir / "config.json", {
-        "model": model.name, "parameters": parameter_counts(model), "epochs": epochs,
-        "optimizer": model.optimizer.get_config() if model.optimizer else None,
-        "loss": model.get_compile_config().get("loss"), "class_weight": class_weight,
-        "early_stopping_patience": early_stopping_patience, "monitor": monitor, "seed": seed,
-        "deterministic": deterministic, "cached_features": bool(plan), "cached_features_reason": plan_reason,
-        "shuffle_cached": shuffle_cached, "resumed": resuming,
+        **settings, "class_weight": class_weight, "cached_features": bool(plan), "cached_features_reason": plan_reason,
+        "resumed": resuming,
         "device": {"gpus": gpu_count(), "replicas": model.distribute_strategy.num_replicas_in_sync,
                    "dtype_policy": keras.config.dtype_policy().name, "jit_compile": model.jit_compile},
         "versions": {"brainlab": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
@@ -442,7 +435,7 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset |
     _write_history(history_csv, rows)
     rows = _read_history(history_csv)
     this_run = keras_history.history.get("seconds", [])
-    best, last = _best(rows, monitor, mode), (rows[-1] if rows else None)
+    best, last = best_row(rows, monitor, mode), (rows[-1] if rows else None)
     metrics = {
         "epochs_finished": len(rows), "epochs_requested": epochs,
         "resumed_from_epoch": timer.first_epoch or 0,
@@ -459,6 +452,53 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset |
 
 def _write_json(path: Path, data) -> None:
     path.write_text(json.dumps(_jsonable(data), indent=2) + "\n")
+
+
+def _settings_record(model, epochs, *, monitor, class_weight, early_stopping_patience, seed, deterministic,
+                     shuffle_cached) -> dict:
+    """The part of config.json that decides a run's result, as JSON would give it back.
+
+    ``class_weight`` is the setting as passed ("balanced", a dict or None); config.json also
+    keeps the weights it resolved to.
+    """
+    record = {
+        "model": model.name, "input_shape": model.input_shape, "parameters": parameter_counts(model), "epochs": epochs,
+        "optimizer": model.optimizer.get_config() if model.optimizer else None,
+        "loss": model.get_compile_config().get("loss") if model.compiled else None,
+        "class_weight_setting": class_weight, "early_stopping_patience": early_stopping_patience, "monitor": monitor,
+        "seed": seed, "deterministic": deterministic, "shuffle_cached": shuffle_cached,
+    }
+    return json.loads(json.dumps(_jsonable(record)))
+
+
+def _requested_settings(model, epochs, has_validation: bool, fit_kwargs: dict) -> dict:
+    """What :func:`fit` would record for ``fit_kwargs`` (its defaults filling the rest)."""
+    chosen = {name: p.default for name, p in inspect.signature(fit).parameters.items() if p.default is not p.empty}
+    chosen.update(fit_kwargs)
+    monitor, _ = monitored(chosen["monitor"], has_validation)
+    return _settings_record(model, epochs, monitor=monitor, class_weight=chosen["class_weight"], seed=chosen["seed"],
+                            early_stopping_patience=chosen["early_stopping_patience"],
+                            deterministic=chosen["deterministic"], shuffle_cached=chosen["shuffle_cached"])
+
+
+def _show(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else repr(value)
+
+
+def _differences(saved: dict, requested: dict) -> list[str]:
+    """``"key: X there, Y now"`` for every requested setting the saved config does not match (one level deep).
+
+    A nested ``name`` (the optimizer's, numbered by Keras: adam, adam_1 ...) is not a setting.
+    """
+    missing = object()
+    found = []
+    for key, wanted in requested.items():
+        have = saved.get(key, missing)
+        pairs = ([(f"{key}.{k}", have.get(k, missing), v) for k, v in wanted.items() if k != "name"]
+                 if isinstance(wanted, dict) and isinstance(have, dict) else [(key, have, wanted)])
+        found += [f"{name}: {'not recorded' if old is missing else _show(old)} there, {_show(new)} now"
+                  for name, old, new in pairs if old != new]
+    return found
 
 
 # --------------------------------------------------------------------------- two stages
@@ -479,7 +519,9 @@ def fine_tune_two_stage(model: keras.Model, train_ds, val_ds, run_dir, head_epoc
     pretrained filters. Stage 2 (``run_dir/2_fine_tune``) starts from stage 1's best
     weights, opens the ResNet50 layers after ``unfreeze_after`` (BatchNorm stays frozen,
     :func:`brainlab.models.unfreeze_top`) and trains on at ``fine_tune_learning_rate``.
-    A finished stage 1 is not repeated when the call is run again (stage 2 then resumes).
+    A finished stage 1 is not repeated when the call is run again with the same settings (stage 2
+    then resumes); a finished stage 1 with other settings (another seed, learning rate, number of
+    epochs, model ...) is refused with a :class:`BrainlabError` rather than silently reused.
     ``fit_kwargs`` go to both :func:`fit` calls (class_weight, seed, ...).
     Returns the two :class:`FitResult` (the first is None when stage 1 was already done).
     """
@@ -488,8 +530,10 @@ def fine_tune_two_stage(model: keras.Model, train_ds, val_ds, run_dir, head_epoc
     run_dir = Path(run_dir)
     head_dir, tune_dir = run_dir / "1_head", run_dir / "2_fine_tune"
     first = None
-    if not run_finished(head_dir):
-        compile_model(model, head_learning_rate)
+    compile_model(model, head_learning_rate)
+    if run_finished(head_dir):
+        _check_same_settings(head_dir, _requested_settings(model, head_epochs, val_ds is not None, fit_kwargs))
+    else:
         first = fit(model, train_ds, val_ds, head_dir, head_epochs, **fit_kwargs)
     best = head_dir / "best.keras"
     model.load_weights(best if best.exists() else head_dir / "last.keras")
@@ -497,6 +541,19 @@ def fine_tune_two_stage(model: keras.Model, train_ds, val_ds, run_dir, head_epoc
     compile_model(model, fine_tune_learning_rate)
     second = fit(model, train_ds, val_ds, tune_dir, fine_tune_epochs, **fit_kwargs)
     return first, second
+
+
+def _check_same_settings(run_dir: Path, requested: dict) -> None:
+    """Refuse to reuse the finished run in ``run_dir`` when it was trained with other settings."""
+    config_file = run_dir / "config.json"
+    saved = json.loads(config_file.read_text()) if config_file.is_file() else {}
+    differences = _differences(saved, requested)
+    if differences:
+        raise BrainlabError(
+            f"{run_dir} holds a finished first stage (the head) trained with other settings:\n  "
+            + "\n  ".join(differences)
+            + f"\nReusing it would mix two experiments. Use another output folder (--out, or run_dir=), or delete "
+            f"{run_dir} to train the head again.")
 
 
 # --------------------------------------------------------------------------- looking inside

@@ -34,6 +34,10 @@ def enable_colab_widgets() -> bool:
     return True
 
 
+__all__ = ["CUSTOM", "KernelPlayground", "ORDERS", "PREDICTED", "PRESETS", "PredictionExplorer", "enable_colab_widgets",
+           "explore_order", "feature_map", "kernel_playground", "png", "prediction_explorer", "render",
+           "to_gray"]
+
 # A few classic 3x3 kernels. Each one is a question asked at every pixel:
 # "how much does this neighbourhood look like me?"
 PRESETS = {

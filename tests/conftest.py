@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from brainlab.datasets import CLASS_NAMES  # tests import it from here too: the one definition
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATASET = REPO.parent / "shared" / "datasets" / "sartaj-brain-tumor-classification-mri"
-CLASS_NAMES = ("glioma_tumor", "meningioma_tumor", "no_tumor", "pituitary_tumor")
 
 
 @pytest.fixture(autouse=True)

@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -60,6 +64,7 @@ def test_train_residual_cnn_quick(tmp_path):
     assert main(["train", "--recipe", "residual-cnn", "--quick", "--epochs", "1", "--out", str(out)]) == 0
     metrics = _check_outputs(out, "residual-cnn", 1)
     assert metrics["settings"]["channels"] == 1 and metrics["settings"]["lr_schedule"] == "cosine"
+    assert "- learning rate: 0.001, cosine decay to 0\n" in (out / "report.md").read_text()
     config = json.loads((out / "run" / "config.json").read_text())
     assert config["model"] == "residual_cnn"
     schedule = config["optimizer"]["learning_rate"]
@@ -118,3 +123,100 @@ def test_a_run_on_your_own_folder_is_not_called_official(tmp_path):
     report = (out / "report.md").read_text()
     assert report.splitlines()[0].endswith("accuracy on unverified-test")
     assert "- split: **unverified-test** (32 images) (a folder that is not a verified copy of the dataset" in report
+
+
+# --------------------------------------------------------------------------- settings: honoured or refused
+
+REFUSED = [  # (recipe, setting, value, what the message says)
+    ("improved", "preprocessing", "rescale", "the improved recipe always uses ImageNet preprocessing"),
+    ("improved", "lr_schedule", "cosine", "the improved recipe trains in two stages"),
+    ("small-cnn", "weights", "imagenet", "the small-cnn recipe trains from scratch: --weights cannot be used"),
+    ("small-cnn", "preprocessing", "imagenet", "the small-cnn recipe rescales pixels to 0..1"),
+    ("residual-cnn", "weights", "imagenet", "the residual-cnn recipe trains from scratch: --weights cannot be used"),
+    ("residual-cnn", "weights", "model.weights.h5", "the residual-cnn recipe trains from scratch"),
+    ("residual-cnn", "preprocessing", "rescale", "the residual-cnn recipe standardises every scan"),
+]
+
+
+@pytest.mark.parametrize(("recipe", "key", "value", "message"), REFUSED)
+def test_a_setting_the_recipe_cannot_use_is_refused(recipe, key, value, message):
+    from brainlab import experiment
+    from brainlab.errors import BrainlabError
+
+    with pytest.raises(BrainlabError, match=re.escape(message)) as refused:
+        experiment.default_settings(recipe, quick=False, **{key: value})
+    assert f"{key}={value!r} was given" in str(refused.value)
+    settings = experiment.default_settings(recipe, quick=False)
+    setattr(settings, key, value)  # Settings made by hand: build_model refuses them too
+    with pytest.raises(BrainlabError, match=re.escape(message)):
+        experiment.build_model(settings)
+
+
+def test_the_value_a_recipe_uses_may_be_given():
+    from brainlab import experiment
+
+    assert experiment.default_settings("residual-cnn", weights="none").weights == "none"
+    assert experiment.default_settings("small-cnn", preprocessing="rescale").preprocessing == "rescale"
+    improved = experiment.default_settings("improved", preprocessing="imagenet", lr_schedule="constant")
+    assert (improved.preprocessing, improved.lr_schedule) == ("imagenet", "constant")
+
+
+def test_the_command_line_prints_a_refusal_without_a_traceback(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--recipe", "residual-cnn", "--weights", "imagenet", "--quick", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("brainlab train: the residual-cnn recipe trains from scratch: --weights cannot be used "
+                          "with it") and "Traceback" not in err
+    assert not out.exists()  # refused before anything was written
+    proc = subprocess.run([sys.executable, "-m", "brainlab", "train", "--recipe", "small-cnn", "--preprocessing",
+                           "imagenet", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "the small-cnn recipe rescales pixels to 0..1 inside its model: --preprocessing cannot" in proc.stderr
+
+
+@pytest.mark.slow
+def test_weights_and_preprocessing_are_honoured_by_the_resnet50_recipes(tmp_path):
+    import keras
+
+    from brainlab import experiment
+
+    reference = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3))
+    weights_file = tmp_path / "start.weights.h5"
+    reference.save_weights(weights_file)
+    expected = reference.get_layer("conv1_conv").get_weights()[0]
+    for recipe in ("paper", "improved"):
+        model = experiment.build_model(experiment.default_settings(recipe, image_size=32, weights=str(weights_file)))
+        np.testing.assert_array_equal(model.get_layer("conv1_conv").get_weights()[0], expected)
+        random = experiment.build_model(experiment.default_settings(recipe, image_size=32, weights="none"))
+        assert not np.array_equal(random.get_layer("conv1_conv").get_weights()[0], expected)
+    kinds = {p: type(experiment.build_model(experiment.default_settings(
+        "paper", image_size=32, weights="none", preprocessing=p)).get_layer("preprocess")).__name__
+        for p in ("imagenet", "rescale")}
+    assert kinds == {"imagenet": "ResNetPreprocess", "rescale": "Rescaling"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", ["paper", "improved", "small-cnn", "residual-cnn"])
+def test_the_learning_rate_and_its_schedule_reach_the_optimizer(recipe, tmp_path):
+    import tensorflow as tf
+
+    from brainlab import experiment
+
+    schedule = "constant" if recipe == "improved" else "cosine"
+    s = experiment.default_settings(recipe, quick=True, image_size=32, epochs=2, learning_rate=3e-4,
+                                    weights="none", lr_schedule=schedule)
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (16, 32, 32, s.channels)).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices((images, np.arange(16) % 4)).batch(8)
+    model = experiment.build_model(s)
+    experiment.train_model(s, model, data, data, tmp_path, steps_per_epoch=2, progress=False)
+    if recipe == "improved":
+        rates = [json.loads((tmp_path / stage / "config.json").read_text())["optimizer"]["learning_rate"]
+                 for stage in ("1_head", "2_fine_tune")]
+        assert rates == [pytest.approx(3e-4), pytest.approx(experiment.FINE_TUNE_LEARNING_RATE)]
+        assert experiment.effective_settings(s)["fine_tune_learning_rate"] == experiment.FINE_TUNE_LEARNING_RATE
+    else:
+        rate = json.loads((tmp_path / "config.json").read_text())["optimizer"]["learning_rate"]
+        assert rate["class_name"] == "CosineDecay"
+        assert rate["config"]["initial_learning_rate"] == pytest.approx(3e-4)
+        assert rate["config"]["decay_steps"] == 4  # 2 epochs of 2 steps

@@ -154,25 +154,18 @@ def test_models_without_feature_maps_or_not_a_chain_are_refused(nested_model):
     assert explain.grad_cam(branched, two_spot_image(), 0).shape == (SIZE, SIZE)
 
 
-def test_overlay_and_figure(flat_model):
+def test_the_map_is_drawn_by_plots(flat_model):
+    """explain computes the map; the one figure of an explained prediction is brainlab.plots'."""
+    from brainlab import plots
+
     image = two_spot_image()
     heatmap = explain.grad_cam(flat_model, image, 0)
-    blended = explain.overlay(image, heatmap, alpha=0.5)
-    assert blended.shape == (SIZE, SIZE, 3) and blended.dtype == np.uint8
-    gray = explain.overlay(image[..., :1], heatmap)
-    assert gray.shape == (SIZE, SIZE, 3)
-
-    fig = explain.grad_cam_figure(flat_model, image, true_label=1, class_names=["red", "green"])
-    probability = float(flat_model.predict_on_batch(image[None])[0, 0])
-    assert fig.get_suptitle() == f"true: green | predicted: red, p = {probability:.2f} (wrong)"
-    assert [ax.get_title() for ax in fig.axes[:3]] == ["image", "Grad-CAM for red", "overlay"]
-    np.testing.assert_allclose(fig.axes[1].images[0].get_array(), heatmap)
-    from test_plots import assert_fits_a_notebook
-
-    assert_fits_a_notebook(fig)
-    other = explain.grad_cam_figure(flat_model, image, class_names=["red", "green"], class_index=1)
-    assert other.axes[1].get_title() == "Grad-CAM for green"
-    assert not other.get_suptitle().startswith("true")
+    probabilities = flat_model.predict_on_batch(image[None])[0]
+    fig = plots.explained_prediction(image, probabilities, heatmap, ["red", "green"], true_label=1)
+    assert fig.get_suptitle() == f"true: green | predicted: red, p = {probabilities[0]:.2f} (wrong)"
+    assert fig.axes[1].get_title() == "Grad-CAM for red"
+    np.testing.assert_array_equal(fig.axes[1].images[0].get_array(), plots.overlay(image, heatmap))
+    assert not hasattr(explain, "grad_cam_figure") and not hasattr(explain, "overlay")  # no second figure
 
 
 # --------------------------------------------------------------------------- brainlab's own models

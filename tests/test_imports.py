@@ -1,7 +1,11 @@
-"""No two brainlab modules import each other, directly or through others, not even inside a function."""
+"""No two brainlab modules import each other, directly or through others, not even inside a function;
+every module says what it offers (``__all__``) and is reachable as ``brainlab.<module>``."""
 from __future__ import annotations
 
 import ast
+import importlib
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +16,10 @@ import brainlab
 
 PACKAGE = Path(brainlab.__file__).parent
 
-# The import cycles that still exist, each as the sorted names of the modules in it. This is the
-# one list to shorten as they are removed: explain<->plots is split in the next change, and then
-# this becomes an empty set. A cycle not listed here fails the test, and so does one listed here
-# that no longer exists (so the list never claims more than is true).
-KNOWN_CYCLES = {("brainlab.explain", "brainlab.plots")}
+# The import cycles that still exist, each as the sorted names of the modules in it: none. A cycle
+# not listed here fails the test, and so does one listed here that no longer exists (so the list
+# never claims more than is true).
+KNOWN_CYCLES: set[tuple[str, ...]] = set()
 
 
 def module_name(path: Path) -> str:
@@ -93,6 +96,24 @@ def test_the_catalogue_and_the_decoder_sit_below_the_loader_and_the_downloader()
         assert "brainlab.audit" not in graph[f"brainlab.audit.{part}"], part  # parts import each other, not the package
 
 
+def imports_outside(path: Path) -> set[str]:
+    """The top-level names of every package ``path`` imports, anywhere in its code."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            found.add((node.module or "").split(".")[0])
+    return found
+
+
+def test_explain_computes_and_plots_draws():
+    graph = import_graph()
+    assert "brainlab.plots" not in graph["brainlab.explain"]
+    assert not {"matplotlib", "seaborn"} & imports_outside(modules()["brainlab.explain"])
+    assert "brainlab.explain" not in graph["brainlab.plots"]  # plots draws maps it is given
+
+
 def test_no_import_cycles_beyond_the_known_ones():
     graph = import_graph()
     found = cycles(graph)
@@ -101,3 +122,50 @@ def test_no_import_cycles_beyond_the_known_ones():
         " ".join(f"{a}->{b}" for a in cycle for b in sorted(graph[a]) if b in cycle) for cycle in sorted(new))
     gone = KNOWN_CYCLES - found
     assert not gone, f"{sorted(gone)} no longer form a cycle: remove them from KNOWN_CYCLES"
+
+
+# ``python -m brainlab`` runs the command line when imported: it offers nothing to import.
+ENTRY_POINT = "brainlab.__main__"
+
+
+def test_every_module_has_an_all_that_names_what_exists():
+    for name in sorted(set(modules()) - {ENTRY_POINT}):
+        module = importlib.import_module(name)
+        assert isinstance(getattr(module, "__all__", None), (list, tuple)), f"{name} has no __all__"
+        missing = [n for n in module.__all__ if not hasattr(module, n)]
+        assert not missing, f"{name}.__all__ names what it does not have: {missing}"
+        assert len(set(module.__all__)) == len(module.__all__), f"{name}.__all__ lists a name twice"
+
+
+def test_every_module_is_an_attribute_of_the_package_in_a_fresh_interpreter():
+    """``brainlab.<module>`` works without importing it first, for every module pkgutil finds."""
+    code = """if True:
+        import importlib, pkgutil, sys
+        import brainlab
+        names = [m.name for m in pkgutil.iter_modules(brainlab.__path__) if m.name != "__main__"]
+        print(len(names))
+        for name in names:
+            try:
+                lazy = brainlab.__getattr__(name)  # the lazy path, even where an import set the attribute
+            except AttributeError as exc:
+                sys.exit(f"brainlab.{name}: {exc}")
+            assert lazy is getattr(brainlab, name) is sys.modules[f"brainlab.{name}"], name
+        """
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert int(proc.stdout.split()[-1]) == len({n.split(".")[1] for n in modules() if n.count(".") >= 1} - {"__main__"})
+
+
+def test_the_class_names_are_defined_once():
+    """brainlab.datasets.CLASS_NAMES is the one list: the package, the tools and the tests import it."""
+    from brainlab.datasets import CLASS_NAMES
+
+    root = PACKAGE.parent
+    defined_in = []
+    for path in sorted([*PACKAGE.rglob("*.py"), *(root / "tools").glob("*.py"), *(root / "tests").glob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
+            if isinstance(value, (ast.Tuple, ast.List)) and \
+                    [getattr(e, "value", None) for e in value.elts] == list(CLASS_NAMES):
+                defined_in.append(path.relative_to(root).as_posix())
+    assert defined_in == ["brainlab/datasets.py"]

@@ -258,6 +258,23 @@ def test_imagenet_weights_cached_finds_the_keras_cache(tmp_path, monkeypatch):
     assert models.imagenet_weights_cached() == cached
 
 
+def test_default_weights_say_which_start_and_why(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setenv("BRAINLAB_QUICK", "1")
+    assert models.default_weights() is None  # quick mode, nothing cached: no download for a smoke run
+    assert capsys.readouterr().out == ("Weights: a random start (quick mode, and the ImageNet weights are not "
+                                       "cached: no 94 MB download for a smoke run).\n")
+    monkeypatch.setenv("BRAINLAB_QUICK", "0")
+    assert models.default_weights() == "imagenet"  # full mode: always, downloaded once
+    assert capsys.readouterr().out == "Weights: ImageNet (Keras downloads them once, about 94 MB).\n"
+    cached = tmp_path / "models" / models.IMAGENET_WEIGHTS_FILE
+    cached.parent.mkdir()
+    cached.write_bytes(b"\0" * 10)
+    monkeypatch.setenv("BRAINLAB_QUICK", "1")
+    assert models.default_weights() == "imagenet"
+    assert capsys.readouterr().out == f"Weights: ImageNet (quick mode, and they are cached at {cached}).\n"
+
+
 def test_imagenet_weights_download_through_keras_into_its_cache(tmp_path, monkeypatch, keras_resnet):
     """The real download path (keras.utils.get_file with an MD5 check), served by a local HTTP server."""
     served = tmp_path / "served"

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from brainlab import evaluate, plots
+from brainlab.datasets import CLASS_NAMES
 from brainlab.evaluate import Predictions
 
-CLASS_NAMES = ("glioma_tumor", "meningioma_tumor", "no_tumor", "pituitary_tumor")
 Y_TRUE = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 3])
 Y_PRED = np.array([0, 0, 1, 2, 1, 1, 0, 2, 3, 3])
 HISTORY = {"accuracy": [0.4, 0.6, 0.7, 0.8], "val_accuracy": [0.3, 0.5, 0.45, 0.4],
@@ -113,10 +113,29 @@ def test_training_curves_from_every_kind_of_history(source, tmp_path):
     assert train.get_xdata().tolist() == [1, 2, 3, 4]
     assert train.get_ydata().tolist() == HISTORY["accuracy"]
     assert val.get_ydata().tolist() == HISTORY["val_accuracy"]
-    assert best.get_xdata()[0] == 2  # best validation accuracy 0.5 at epoch 2
+    assert best.get_xdata()[0] == 2  # lowest validation loss, 1.2, at epoch 2
     assert tick_texts(accuracy_ax.get_legend().get_texts()) == [
-        "training", "validation", "best validation epoch (2)"]
+        "training", "validation", "kept: lowest val_loss (epoch 2)"]
     assert_fits_a_notebook(fig)
+
+
+def test_training_curves_mark_the_epoch_whose_model_is_kept_not_the_best_accuracy(tmp_path):
+    # Validation accuracy peaks at epoch 2, validation loss is lowest at epoch 3: fit keeps epoch 3.
+    history = {"accuracy": [0.4, 0.6, 0.7], "val_accuracy": [0.3, 0.6, 0.5],
+               "loss": [1.3, 1.0, 0.8], "val_loss": [1.4, 1.2, 1.1]}
+    for ax in plots.training_curves(history).axes:
+        assert ax.get_lines()[-1].get_xdata()[0] == 3
+    assert tick_texts(ax.get_legend().get_texts())[-1] == "kept: lowest val_loss (epoch 3)"
+    # A run that watched validation accuracy (fit(monitor="val_accuracy")) kept epoch 2: its metrics.json says so.
+    pd.DataFrame({"epoch": range(3), **history}).to_csv(tmp_path / "history.csv", index=False)
+    (tmp_path / "metrics.json").write_text('{"monitor": "val_accuracy", "best_epoch": 1}')
+    fig = plots.training_curves(tmp_path / "history.csv")
+    assert fig.axes[0].get_lines()[-1].get_xdata()[0] == 2
+    assert tick_texts(fig.axes[0].get_legend().get_texts())[-1] == "kept: highest val_accuracy (epoch 2)"
+    # Without validation data fit keeps the lowest training loss: a run's metrics say "loss".
+    run = type("FitResult", (), {"history": {"loss": [1.0, 0.7, 0.9], "accuracy": [0.5, 0.6, 0.6]},
+                                 "metrics": {"monitor": "loss"}})()
+    assert plots.training_curves(run).axes[1].get_lines()[-1].get_xdata()[0] == 2
 
 
 def test_training_curves_without_validation_and_bad_inputs(tmp_path):
@@ -291,6 +310,20 @@ def test_class_balance_counts_every_split(images):
 
 
 # --------------------------------------------------------------------------- one prediction, explained
+
+
+def test_overlay_blends_the_coloured_map_over_the_image():
+    image = np.full((8, 8, 3), 100.0, dtype=np.float32)
+    heatmap = np.zeros((8, 8))
+    heatmap[:4] = 1.0
+    blended = plots.overlay(image, heatmap, alpha=0.5)
+    assert blended.shape == (8, 8, 3) and blended.dtype == np.uint8
+    hot = np.array(matplotlib.colormaps["jet"](1.0)[:3]) * 255
+    cold = np.array(matplotlib.colormaps["jet"](0.0)[:3]) * 255
+    np.testing.assert_allclose(blended[0, 0], np.floor(0.5 * 100 + 0.5 * hot), atol=1)
+    np.testing.assert_allclose(blended[7, 7], np.floor(0.5 * 100 + 0.5 * cold), atol=1)
+    gray = plots.overlay(image[..., :1], heatmap)  # one channel: shown as RGB
+    assert gray.shape == (8, 8, 3)
 
 
 def test_explained_prediction_shows_image_overlay_and_probabilities(images):

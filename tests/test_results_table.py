@@ -15,7 +15,7 @@ spec.loader.exec_module(results_table)
 
 def write_run(folder: Path, seed: int, accuracy: float, glioma_recall: float, split="official-test", epochs=10):
     folder.mkdir(parents=True)
-    per_class = {c: {"recall": 0.5, "precision": 0.5} for c in results_table.CLASSES}
+    per_class = {c: {"recall": 0.5, "precision": 0.5} for c in results_table.CLASS_NAMES}
     per_class["glioma_tumor"]["recall"] = glioma_recall
     metrics = {
         "recipe": "small-cnn", "split": split, "accuracy": accuracy, "per_class": per_class, "macro_auc": 0.8,

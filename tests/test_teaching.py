@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from brainlab import evaluate, models, paper, train
+from brainlab import models, paper, train
 
 
 def build_stack(depth, shortcuts, **kwargs):
@@ -91,7 +91,7 @@ def test_layer_table_adds_up_like_the_model_summary():
     assert list(table.columns) == ["type", "output shape", "parameters", "trainable", "non-trainable"]
     assert "image" not in table.index and table.index[0] == "rescale"
     assert table["parameters"].sum() == model.count_params()
-    counts = evaluate.parameter_counts(model)
+    counts = models.parameter_counts(model)
     assert table["trainable"].sum() == counts["trainable"] and table["non-trainable"].sum() == counts["non_trainable"]
     assert (table["trainable"] + table["non-trainable"] == table["parameters"]).all()
     conv = table.loc["block1_conv"]

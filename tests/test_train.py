@@ -81,6 +81,13 @@ def test_fit_writes_a_complete_run_directory(tmp_path):
     assert best.evaluate(data, verbose=0, return_dict=True)["loss"] == pytest.approx(
         metrics["best"]["val_loss"], rel=1e-4)
 
+    # The training-curves figure marks the epoch of best.keras (1-based on its axis), from the run or its file.
+    from brainlab import plots
+
+    for history in (result, tmp_path / "history.csv", result.history):
+        marker = plots.training_curves(history).axes[1].get_lines()[-1]
+        assert marker.get_xdata()[0] == metrics["best_epoch"] + 1
+
     # A new run in the same folder starts over rather than appending to the old history.
     train.fit(model, data, data, tmp_path, epochs=1, progress=False)
     assert [int(r["epoch"]) for r in read_csv(tmp_path / "history.csv")] == [0]
@@ -198,6 +205,37 @@ def test_two_stage_fine_tuning_keeps_batchnorm_frozen(tmp_path):
         np.testing.assert_array_equal(a, b)
     assert json.loads((tmp_path / "2_fine_tune" / "config.json").read_text())["optimizer"]["learning_rate"] == \
         pytest.approx(1e-5)
+
+
+def test_two_stage_reuses_a_finished_head_only_if_its_settings_match(tmp_path):
+    from brainlab.errors import BrainlabError
+
+    data = synthetic(n=16, size=32)
+
+    def two_stages(seed, **settings):
+        config.set_seed(seed)
+        model = models.improved_model(weights=None, image_size=32)
+        return train.fine_tune_two_stage(model, data, data, tmp_path, head_epochs=1, fine_tune_epochs=1, seed=seed,
+                                         progress=False, **settings)
+
+    first, _ = two_stages(1)
+    assert first is not None
+    head_trained = (tmp_path / "1_head" / "best.keras").stat().st_mtime_ns
+    again, second = two_stages(1)  # the same settings: the finished head is reused
+    assert again is None and second.run_dir == tmp_path / "2_fine_tune"
+    assert (tmp_path / "1_head" / "best.keras").stat().st_mtime_ns == head_trained
+
+    with pytest.raises(BrainlabError) as refused:  # another seed in the same folder
+        two_stages(2)
+    message = str(refused.value)
+    assert message.startswith(f"{tmp_path / '1_head'} holds a finished first stage (the head) trained with other "
+                              "settings:\n  seed: 1 there, 2 now\n")
+    assert "Use another output folder (--out, or run_dir=), or delete" in message
+    with pytest.raises(BrainlabError, match=r"optimizer.learning_rate: 0.001 there, 0.01 now"):
+        two_stages(1, head_learning_rate=1e-2)
+    with pytest.raises(BrainlabError, match=r"class_weight_setting: None there, 'balanced' now"):
+        two_stages(1, class_weight="balanced")
+    assert (tmp_path / "1_head" / "best.keras").stat().st_mtime_ns == head_trained  # refused: nothing touched
 
 
 def test_mirrored_strategy_and_deterministic_mode(tmp_path):

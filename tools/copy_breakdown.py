@@ -21,8 +21,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from brainlab.datasets import CLASS_NAMES
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results_table import CLASSES, mean_std  # noqa: E402  (the same cells as docs/results.md's table)
+from results_table import mean_std  # noqa: E402  (the same cells as docs/results.md's table)
 
 
 # Split names brainlab gives the Testing folder: a verified copy, another folder, the bundled sample.
@@ -47,23 +49,23 @@ def breakdown(predictions: pd.DataFrame, files: pd.DataFrame) -> dict[str, dict]
     for name, part in (("copy in Training", predictions[predictions.copied]),
                        ("no copy", predictions[~predictions.copied])):
         correct = part["true"] == part["predicted"]
-        recall = {c: (correct[part["true"] == c].mean() if (part["true"] == c).any() else None) for c in CLASSES}
+        recall = {c: (correct[part["true"] == c].mean() if (part["true"] == c).any() else None) for c in CLASS_NAMES}
         parts[name] = {"n": len(part), "accuracy": correct.mean() if len(part) else None, "recall": recall,
-                       "per_class_n": {c: int((part["true"] == c).sum()) for c in CLASSES}}
+                       "per_class_n": {c: int((part["true"] == c).sum()) for c in CLASS_NAMES}}
     return parts
 
 
 def table(results: dict[str, dict]) -> str:
-    header = ("| run | test images | n | accuracy | " + " | ".join(f"recall {c if c == 'no_tumor' else c.split('_')[0]}" for c in CLASSES) + " |")
-    lines = [header, "|" + "---|" * (4 + len(CLASSES))]
+    header = ("| run | test images | n | accuracy | " + " | ".join(f"recall {c if c == 'no_tumor' else c.split('_')[0]}" for c in CLASS_NAMES) + " |")
+    lines = [header, "|" + "---|" * (4 + len(CLASS_NAMES))]
     for part in ("copy in Training", "no copy"):
         rows = {run: parts[part] for run, parts in results.items()}
         for run, r in list(rows.items()) + ([("mean ± std", None)] if len(rows) > 1 else []):
             chosen = list(rows.values()) if r is None else [r]
             counts = chosen[0]["per_class_n"]
-            lines.append(f"| {run} | {part} | {chosen[0]['n']} ({', '.join(str(counts[c]) for c in CLASSES)}) | "
+            lines.append(f"| {run} | {part} | {chosen[0]['n']} ({', '.join(str(counts[c]) for c in CLASS_NAMES)}) | "
                          f"{mean_std(x['accuracy'] for x in chosen)} | "
-                         + " | ".join(mean_std(x["recall"][c] for x in chosen) for c in CLASSES) + " |")
+                         + " | ".join(mean_std(x["recall"][c] for x in chosen) for c in CLASS_NAMES) + " |")
     return "\n".join(lines)
 
 

@@ -20,9 +20,10 @@ import statistics
 import sys
 from pathlib import Path
 
-CLASSES = ("glioma_tumor", "meningioma_tumor", "no_tumor", "pituitary_tumor")
+from brainlab.datasets import CLASS_NAMES
+
 HEADER = ("| recipe | split | seeds | accuracy | "
-          + " | ".join(f"recall {c if c == 'no_tumor' else c.split('_')[0]}" for c in CLASSES)
+          + " | ".join(f"recall {c if c == 'no_tumor' else c.split('_')[0]}" for c in CLASS_NAMES)
           + " | macro AUC | minutes per run | command |")
 
 
@@ -59,7 +60,7 @@ def row(runs: list[dict]) -> str:
     command = re.sub(r"--out (\S*?)seed\d+", r"--out \1seedS", command)
     cells = [
         first["recipe"], first["split"], str(len(runs)), mean_std(r["accuracy"] for r in runs),
-        *(mean_std(r["per_class"][c]["recall"] for r in runs) for c in CLASSES),
+        *(mean_std(r["per_class"][c]["recall"] for r in runs) for c in CLASS_NAMES),
         mean_std(r["macro_auc"] for r in runs),
         f"{statistics.mean(r['seconds'] for r in runs) / 60:.0f}",
         f"`{command}`, S = {', '.join(str(r['seed']) for r in runs)}",
