@@ -17,6 +17,10 @@ import sys
 import ipywidgets as widgets
 import numpy as np
 
+__all__ = ["CUSTOM", "KernelPlayground", "ORDERS", "PREDICTED", "PRESETS", "PredictionExplorer", "enable_colab_widgets",
+           "explore_order", "feature_map", "kernel_playground", "png", "prediction_explorer", "render",
+           "to_gray"]
+
 
 def enable_colab_widgets() -> bool:
     """On Colab with ipywidgets 8 or newer, switch on the widget manager Colab asks for; elsewhere do nothing.
@@ -33,10 +37,6 @@ def enable_colab_widgets() -> bool:
     output.enable_custom_widget_manager()
     return True
 
-
-__all__ = ["CUSTOM", "KernelPlayground", "ORDERS", "PREDICTED", "PRESETS", "PredictionExplorer", "enable_colab_widgets",
-           "explore_order", "feature_map", "kernel_playground", "png", "prediction_explorer", "render",
-           "to_gray"]
 
 # A few classic 3x3 kernels. Each one is a question asked at every pixel:
 # "how much does this neighbourhood look like me?"

@@ -33,6 +33,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from brainlab.datasets import CLASS_NAMES
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
@@ -399,7 +401,7 @@ def test_notebook_08_runs_and_the_prediction_explorer_reacts(page, lab, shots):
         return match.groups()
 
     assert order.input_value() == "mistakes first"  # what the notebook asks for
-    classes = ["glioma_tumor", "meningioma_tumor", "no_tumor", "pituitary_tumor"]
+    classes = list(CLASS_NAMES)
     assert target.locator("option").evaluate_all("os => os.map(o => o.value)") == ["predicted class", *classes]
     first = shown()
     n = int(first[1])
@@ -407,8 +409,8 @@ def test_notebook_08_runs_and_the_prediction_explorer_reacts(page, lab, shots):
     assert handle.get_attribute("aria-valuemax") in (str(n - 1), f"{n - 1}.0")
     assert first[5] in classes and first[6] in classes and first[9] == first[6]  # Grad-CAM for the predicted class
     loaded_src(img)
-    img.screenshot(path=shots / "07_explorer_mistakes_first.png")
-    box.screenshot(path=shots / "07_explorer_mistakes_first_whole.png")
+    img.screenshot(path=shots / "08_explorer_mistakes_first.png")
+    box.screenshot(path=shots / "08_explorer_mistakes_first_whole.png")
 
     order.select_option("file order")
     wait_until(lambda: "file order" in caption.inner_text(), "the caption did not follow the new order",
@@ -416,7 +418,7 @@ def test_notebook_08_runs_and_the_prediction_explorer_reacts(page, lab, shots):
     in_file_order = shown()
     assert in_file_order[0] == "1"
     src = loaded_src(img)
-    before = img.screenshot(path=shots / "07_explorer_file_order_image_1.png")
+    before = img.screenshot(path=shots / "08_explorer_file_order_image_1.png")
 
     readout.click()  # type a position into the slider's readout, as a person can
     page.keyboard.press("ControlOrMeta+a")
@@ -429,8 +431,8 @@ def test_notebook_08_runs_and_the_prediction_explorer_reacts(page, lab, shots):
     loaded_src(img)
     fourth = shown()
     assert fourth[4] != in_file_order[4], "image 4 in file order shows the same file as image 1"
-    after = img.screenshot(path=shots / "07_explorer_file_order_image_4.png")
-    box.screenshot(path=shots / "07_explorer_file_order_image_4_whole.png")
+    after = img.screenshot(path=shots / "08_explorer_file_order_image_4.png")
+    box.screenshot(path=shots / "08_explorer_file_order_image_4_whole.png")
     assert changed_pixels(before, after) > 0.05, "the picture looks the same for image 1 and image 4"
     assert not problems(cells(page))
     lab.shut_down_kernels()
