@@ -21,6 +21,7 @@ that is the last ResNet50 layers plus the head.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import inspect
 import json
@@ -441,7 +442,7 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset |
 
     _write_json(run_dir / "config.json", {
         "model": model.name, "parameters": parameter_counts(model), "epochs": epochs,
-        "optimizer": model.optimizer.get_config() if model.optimizer else None,
+        "optimizer": _optimizer_config(model.optimizer),
         "loss": model.get_compile_config().get("loss"), "class_weight": class_weight,
         "early_stopping_patience": early_stopping_patience, "monitor": monitor, "seed": seed,
         "deterministic": deterministic, "cached_features": bool(plan), "cached_features_reason": plan_reason,
@@ -499,6 +500,16 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset |
     return FitResult(run_dir, history, metrics, bool(plan))
 
 
+def _optimizer_config(optimizer) -> dict | None:
+    """The optimizer's settings. Under mixed_float16 Keras wraps it in a LossScaleOptimizer:
+    record the wrapped optimizer's settings (learning rate...) and that the loss was scaled."""
+    if optimizer is None:
+        return None
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return {**optimizer.inner_optimizer.get_config(), "loss_scale": "dynamic"}
+    return optimizer.get_config()
+
+
 def _write_json(path: Path, data) -> None:
     path.write_text(json.dumps(_jsonable(data), indent=2) + "\n")
 
@@ -550,6 +561,8 @@ def gradient_norms(model: keras.Model, images, labels) -> dict[str, float]:
     layer is the L2 norm of d(loss)/d(kernel): roughly how far one step of gradient descent
     would move that layer's weights. Nothing is updated. Frozen layers are left out.
     ``images`` are float 0..255 as everywhere in brainlab, ``labels`` integer classes.
+    Computed in float32 under every dtype policy: float16 holds nothing below about 6e-8,
+    and the vanishing gradients this measures can be far smaller.
     """
     images = tf.convert_to_tensor(np.asarray(images, dtype=np.float32))
     labels = tf.convert_to_tensor(np.asarray(labels).astype(np.int32))
@@ -557,9 +570,32 @@ def gradient_norms(model: keras.Model, images, labels) -> dict[str, float]:
                if layer.trainable and getattr(layer, "kernel", None) is not None]
     if not kernels:
         raise ValueError(f"{model.name} has no trainable layer with a kernel")
-    with tf.GradientTape() as tape:
+    with _float32_compute(model), tf.GradientTape() as tape:
         probabilities = model(images, training=True)
         loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, probabilities))
     gradients = tape.gradient(loss, [kernel for _, kernel in kernels])
     return {name: float(tf.norm(gradient)) for (name, _), gradient in zip(kernels, gradients)}
 
+
+def _all_layers(layer):
+    yield layer
+    for inner in getattr(layer, "layers", ()):
+        yield from _all_layers(inner)
+
+
+@contextlib.contextmanager
+def _float32_compute(model: keras.Model):
+    """Run ``model`` (and the models nested in it) in float32 for a while, whatever its dtype policy.
+
+    Under mixed precision only the computation is in 16 bits, the weights are float32 already,
+    so this changes no weight; the layers' own policies come back afterwards.
+    """
+    saved = [(layer, layer.dtype_policy) for layer in _all_layers(model)]
+    try:
+        for layer, policy in saved:
+            if policy.compute_dtype != "float32":
+                layer.dtype_policy = "float32"
+        yield
+    finally:
+        for layer, policy in saved:
+            layer.dtype_policy = policy
