@@ -5,7 +5,7 @@ can call to get the same files::
 
     out/
       run/ (or run/1_head, run/2_fine_tune)   config.json, history.csv, best.keras, last.keras
-      metrics.json      accuracy, split, per-class precision/recall/f1/support/AUC, epochs, seconds
+      metrics.json      accuracy, split, per-class precision/recall/f1/support/AUC, epochs, seconds, dtype policy
       predictions.csv   every test image: path, true and predicted class, each class's probability
       report.md         the settings, the classification report, the comparison with the paper, figures
       *.png             training curves, confusion matrix, ROC curves, per-class bars, mistakes
@@ -189,7 +189,8 @@ def run(recipe: str = "paper", out="runs/paper", *, data_dir=None, manifest=None
     predictions = evaluate.predict(best, splits.test)
     seconds = time.perf_counter() - started
     metrics = evaluate.metrics_dict(predictions, recipe=s.recipe, epochs=s.epochs, seconds=round(seconds, 1),
-                                    seed=s.seed, settings=effective_settings(s), command=command or _command_line())
+                                    seed=s.seed, settings=effective_settings(s), dtype_policy=best.dtype_policy.name,
+                                    command=command or _command_line())
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     predictions.to_frame().to_csv(out / "predictions.csv", index=False, float_format="%.6g")
     figures = save_figures(out, predictions, result.run_dir / "history.csv", best)
@@ -308,6 +309,7 @@ def write_report(out: Path, s: Settings, predictions, model, figures: dict[str, 
         f"- epochs: {s.epochs}, image size: {s.image_size}, batch size: {s.batch_size}, seed: {s.seed}",
         f"- weights: {s.weights}, preprocessing: {s.preprocessing}, class weights: {s.class_weight}",
         f"- learning rate: {_learning_rate_text(s)}",
+        f"- Keras dtype policy: {metrics.get('dtype_policy', 'float32')}",
         f"- time: {metrics['seconds']:.0f} s",
         f"- macro AUC: {metrics['macro_auc']:.3f}" if metrics.get("macro_auc") is not None else "- macro AUC: n/a",
         "",

@@ -109,6 +109,8 @@ def _softmax_head(model):
 def _features_and_output(model, path: list[str], stop_before=None):
     """A function ``x -> (feature maps at path, output)`` for a flat or nested model.
 
+    Always in inference mode: augmentation layers would otherwise transform the image
+    at random (their ``training`` defaults to True), and dropout would act.
     Flat (the layer is in ``model`` itself): a Keras model with two outputs. Nested (the
     layer sits inside a sub-model): run the outer layers one after another and, at the
     sub-model, use the same function built for it. The nested case assumes the outer
@@ -119,7 +121,8 @@ def _features_and_output(model, path: list[str], stop_before=None):
 
     if len(path) == 1:
         output = stop_before.input if stop_before is not None else model.outputs[0]
-        return keras.Model(model.inputs, [model.get_layer(path[0]).output, output])
+        both = keras.Model(model.inputs, [model.get_layer(path[0]).output, output])
+        return lambda x: both(x, training=False)
 
     sub_model = model.get_layer(path[0])
     inner = _features_and_output(sub_model, path[1:])
@@ -132,7 +135,7 @@ def _features_and_output(model, path: list[str], stop_before=None):
             if layer is sub_model:
                 features, x = inner(x)
             else:
-                x = layer(x)
+                x = layer(x, training=False)
         return features, x
 
     return run
@@ -154,6 +157,8 @@ def grad_cam(model, image, class_index=None, layer_name: str | None = None) -> n
 
     The score explained is the class's score before softmax, so the map does not fade
     when the model is very sure. A map of all zeros means no positive evidence at all.
+    The model runs in inference mode and in its own precision; under a mixed-precision
+    policy the scores, the channel weights and the map are computed in float32.
     """
     import tensorflow as tf
 
@@ -171,8 +176,12 @@ def grad_cam(model, image, class_index=None, layer_name: str | None = None) -> n
             if len(path) == 1:
                 raise
             raise _not_a_chain(model, path) from exc
-        # Class scores before softmax: x @ W + b of the final Dense layer.
-        scores = tf.matmul(output, head.kernel) + head.bias if head is not None else output
+        # Class scores before softmax: x @ W + b of the final Dense layer. In float32 whatever
+        # the dtype policy: under mixed precision the layers compute in float16 or bfloat16
+        # while the weights (and brainlab's softmax layer) stay float32.
+        scores = tf.cast(output, tf.float32)
+        if head is not None:
+            scores = tf.matmul(scores, tf.cast(head.kernel, tf.float32)) + tf.cast(head.bias, tf.float32)
         if class_index is None:
             chosen = tf.argmax(scores, axis=1)
         else:
@@ -181,8 +190,9 @@ def grad_cam(model, image, class_index=None, layer_name: str | None = None) -> n
     gradients = tape.gradient(score, features)
     if gradients is None:
         raise RuntimeError(f"No gradient reaches layer {'/'.join(path)!r} from the output.")
-    _check_chain(model, x, scores if head is None else tf.nn.softmax(scores), path)
+    _check_chain(model, x, output, head, path)
 
+    features, gradients = tf.cast(features, tf.float32), tf.cast(gradients, tf.float32)
     channel_weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)  # step 3
     cam = tf.nn.relu(tf.reduce_sum(features * channel_weights, axis=-1))[..., None]  # steps 3-4
     cam = tf.image.resize(cam, batch.shape[1:3], method="bilinear")[..., 0].numpy()
@@ -191,12 +201,19 @@ def grad_cam(model, image, class_index=None, layer_name: str | None = None) -> n
     return cam[0] if np.asarray(image).ndim in (2, 3) else cam
 
 
-def _check_chain(model, x, outputs, path) -> None:
-    """A nested model is run layer by layer; make sure that gives the model's own answer."""
+def _check_chain(model, x, output, head, path) -> None:
+    """A nested model is run layer by layer; make sure that gives the model's own answer.
+
+    ``output`` is what the layers before ``head`` gave; ``head`` itself finishes the run, so
+    both sides compute in the model's own dtypes (float16 under mixed precision, say).
+    """
+    import tensorflow as tf
+
     if len(path) == 1:
         return
-    expected = np.asarray(model(x, training=False))
-    if not np.allclose(np.asarray(outputs), expected, atol=1e-4):
+    outputs = output if head is None else head(output, training=False)
+    expected = np.asarray(tf.cast(model(x, training=False), tf.float32))
+    if not np.allclose(np.asarray(tf.cast(outputs, tf.float32)), expected, atol=1e-4):
         raise _not_a_chain(model, path)
 
 

@@ -2,10 +2,11 @@
 
 Every model here takes float32 images with pixel values in 0..255 and does its own
 preprocessing inside, so callers never preprocess. Each ends in a softmax over the four
-classes, and each is one flat functional model whose last feature map Grad-CAM can reach
-by name: ``LAST_CONV_LAYER`` ("conv5_block3_out") in the ResNet50 models, ``"block4_relu"``
-(``block{len(filters)}_relu``) in :func:`small_cnn`. ``brainlab.explain.last_conv_layer``
-finds the same layers.
+classes, in float32 even under a mixed-precision dtype policy (where the other layers
+compute in float16 or bfloat16 and keep float32 weights), and each is one flat functional
+model whose last feature map Grad-CAM can reach by name: ``LAST_CONV_LAYER``
+("conv5_block3_out") in the ResNet50 models, ``"block4_relu"`` (``block{len(filters)}_relu``)
+in :func:`small_cnn`. ``brainlab.explain.last_conv_layer`` finds the same layers.
 
 The building blocks are small functions that take a tensor and return a tensor, so a
 notebook can show one block at a time:
@@ -21,7 +22,10 @@ parameter, and :func:`improved_model` is a better recipe for the same data.
 """
 from __future__ import annotations
 
+import json
 import os
+import zipfile
+from collections import Counter
 from pathlib import Path
 
 import keras
@@ -332,7 +336,7 @@ def resnet50(input_shape=(224, 224, 3), weights=None, include_top=False, pooling
     x = resnet50_features(inputs)
     if include_top:
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        x = layers.Dense(classes, activation="softmax", name="predictions")(x)
+        x = layers.Dense(classes, activation="softmax", dtype="float32", name="predictions")(x)
     elif pooling == "avg":
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     elif pooling == "max":
@@ -473,12 +477,43 @@ def unfreeze_top(model: keras.Model, after: str = "conv4_block6_out") -> list[st
     return opened
 
 
+def saved_dtype_policy(path) -> str | None:
+    """The dtype policy most layers of a ``.keras`` file were saved with ("float32", "mixed_float16"...).
+
+    None when the file does not say (a file of another format, or layers without a policy).
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    names = Counter()
+    for layer in config.get("config", {}).get("layers", []):
+        dtype = layer.get("config", {}).get("dtype") if isinstance(layer, dict) else None
+        name = dtype.get("config", {}).get("name") if isinstance(dtype, dict) else dtype
+        if isinstance(name, str):
+            names[name] += 1
+    return names.most_common(1)[0][0] if names else None
+
+
 def load_model(path) -> keras.Model:
-    """Load a ``.keras`` file saved by brainlab (its custom preprocessing layer is registered here)."""
+    """Load a ``.keras`` file saved by brainlab (its custom preprocessing layer is registered here).
+
+    The model comes back under the dtype policy it was saved with, whatever the policy now:
+    its layers keep theirs anyway, and the model's own policy decides whether Keras scales the
+    loss (mixed_float16), so the optimizer's saved state fits and training can go on.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No model file at {path}. Train one first (brainlab.train.fit writes best.keras).")
-    return keras.models.load_model(path)
+    saved, now = saved_dtype_policy(path), keras.config.dtype_policy()
+    if saved is None or saved == now.name:
+        return keras.models.load_model(path)
+    keras.config.set_dtype_policy(saved)
+    try:
+        return keras.models.load_model(path)
+    finally:
+        keras.config.set_dtype_policy(now)
 
 
 # --------------------------------------------------------------------------- teaching aids

@@ -21,9 +21,11 @@ that is the last ResNet50 layers plus the head.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import inspect
 import json
+import os
 import platform
 import statistics
 import time
@@ -54,20 +56,31 @@ class CannotCacheFeatures(BrainlabError):
 
 
 # --------------------------------------------------------------------------- device
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")  # Keras dtype policies brainlab runs under
+PRECISION_ENV = "BRAINLAB_PRECISION"  # overrides the automatic choice, e.g. to run a GPU's policy on a CPU
+
+
 @dataclass(frozen=True)
 class DevicePolicy:
-    """Where and how to train: GPUs found, mixed precision, XLA, distribution strategy."""
+    """Where and how to train: GPUs found, the Keras dtype policy, XLA, distribution strategy."""
 
     gpus: int
-    mixed_precision: bool
+    precision: str  # one of PRECISIONS
     xla: bool
     strategy: tf.distribute.Strategy = field(compare=False, repr=False)
+
+    @property
+    def mixed_precision(self) -> bool:
+        """Whether the layers compute in 16 bits (float16 or bfloat16) while the weights stay float32."""
+        return self.precision != "float32"
 
     def __str__(self) -> str:
         where = f"{self.gpus} GPU{'s' if self.gpus != 1 else ''}" if self.gpus else "CPU only (no GPU found)"
         spread = (f"{type(self.strategy).__name__} over {self.strategy.num_replicas_in_sync} replicas"
                   if self.strategy.num_replicas_in_sync > 1 else "one device")
-        precision = "mixed precision (float16 compute, float32 weights)" if self.mixed_precision else "float32"
+        precision = self.precision
+        if self.mixed_precision:
+            precision += f" ({self.precision.removeprefix('mixed_')} compute, float32 weights)"
         return f"{where}: {precision}, XLA {'on' if self.xla else 'off'}, {spread}"
 
 
@@ -75,23 +88,53 @@ def gpu_count() -> int:
     return len(tf.config.list_physical_devices("GPU"))
 
 
+def precision_from_env() -> str | None:
+    """The dtype policy named by ``BRAINLAB_PRECISION``, or None when it is not set."""
+    value = os.environ.get(PRECISION_ENV, "").strip()
+    if not value:
+        return None
+    if value not in PRECISIONS:
+        raise BrainlabError(f"{PRECISION_ENV}={value!r} is not a precision brainlab knows: set it to one of "
+                            f"{', '.join(PRECISIONS)}, or unset it to let brainlab choose for this machine.")
+    return value
+
+
+def _choose_precision(precision: str | None, mixed_precision: bool | None, gpus: int) -> str:
+    """``precision`` or ``mixed_precision`` when given (they must agree), else the environment, else the machine."""
+    from_env = precision_from_env()  # checked even when an argument decides
+    if precision is not None and precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if precision is not None and mixed_precision is not None and (precision != "float32") != bool(mixed_precision):
+        raise ValueError(f"precision={precision!r} and mixed_precision={mixed_precision!r} contradict each other: "
+                         "pass only one of them")
+    if precision is not None:
+        return precision
+    if mixed_precision is not None:
+        return "mixed_float16" if mixed_precision else "float32"
+    return from_env or ("mixed_float16" if gpus > 0 else "float32")
+
+
 def device_policy(mixed_precision: bool | None = None, xla: bool | None = None, apply: bool = True,
-                  verbose: bool = True) -> DevicePolicy:
+                  verbose: bool = True, precision: str | None = None) -> DevicePolicy:
     """Decide (and report) how to use this machine; ``None`` means "the best choice here".
 
     On a GPU, mixed precision and XLA are on: both make convolutions much faster there.
     On a CPU both are off: float16 is slow on CPUs and XLA compiles for long and gains little.
+    ``precision`` names the Keras dtype policy: "float32", "mixed_float16" or
+    "mixed_bfloat16"; ``mixed_precision=True`` is short for "mixed_float16". Without either,
+    the environment variable ``BRAINLAB_PRECISION`` decides when it is set (so a notebook
+    can run under a GPU's policy on a CPU), else the machine does.
     With several GPUs the strategy is a ``MirroredStrategy`` over all of them: build the
     model inside ``with policy.strategy.scope():`` and ``fit`` uses every GPU.
     ``apply=True`` sets Keras's global dtype policy, which only affects models built afterwards.
     """
     gpus = gpu_count()
-    mixed_precision = gpus > 0 if mixed_precision is None else bool(mixed_precision)
+    precision = _choose_precision(precision, mixed_precision, gpus)
     xla = gpus > 0 if xla is None else bool(xla)
     strategy = tf.distribute.MirroredStrategy() if gpus > 1 else tf.distribute.get_strategy()
     if apply:
-        keras.mixed_precision.set_dtype_policy("mixed_float16" if mixed_precision else "float32")
-    policy = DevicePolicy(gpus, mixed_precision, xla, strategy)
+        keras.mixed_precision.set_dtype_policy(precision)
+    policy = DevicePolicy(gpus, precision, xla, strategy)
     if verbose:
         print(f"[brainlab] {policy}")
     return policy
@@ -450,6 +493,16 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset |
     return FitResult(run_dir, history, metrics, bool(plan))
 
 
+def _optimizer_config(optimizer) -> dict | None:
+    """The optimizer's settings. Under mixed_float16 Keras wraps it in a LossScaleOptimizer:
+    record the wrapped optimizer's settings (learning rate...) and that the loss was scaled."""
+    if optimizer is None:
+        return None
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return {**optimizer.inner_optimizer.get_config(), "loss_scale": "dynamic"}
+    return optimizer.get_config()
+
+
 def _write_json(path: Path, data) -> None:
     path.write_text(json.dumps(_jsonable(data), indent=2) + "\n")
 
@@ -463,7 +516,7 @@ def _settings_record(model, epochs, *, monitor, class_weight, early_stopping_pat
     """
     record = {
         "model": model.name, "input_shape": model.input_shape, "parameters": parameter_counts(model), "epochs": epochs,
-        "optimizer": model.optimizer.get_config() if model.optimizer else None,
+        "optimizer": _optimizer_config(model.optimizer),
         "loss": model.get_compile_config().get("loss") if model.compiled else None,
         "class_weight_setting": class_weight, "early_stopping_patience": early_stopping_patience, "monitor": monitor,
         "seed": seed, "deterministic": deterministic, "shuffle_cached": shuffle_cached,
@@ -565,6 +618,8 @@ def gradient_norms(model: keras.Model, images, labels) -> dict[str, float]:
     layer is the L2 norm of d(loss)/d(kernel): roughly how far one step of gradient descent
     would move that layer's weights. Nothing is updated. Frozen layers are left out.
     ``images`` are float 0..255 as everywhere in brainlab, ``labels`` integer classes.
+    Computed in float32 under every dtype policy: float16 holds nothing below about 6e-8,
+    and the vanishing gradients this measures can be far smaller.
     """
     images = tf.convert_to_tensor(np.asarray(images, dtype=np.float32))
     labels = tf.convert_to_tensor(np.asarray(labels).astype(np.int32))
@@ -572,8 +627,32 @@ def gradient_norms(model: keras.Model, images, labels) -> dict[str, float]:
                if layer.trainable and getattr(layer, "kernel", None) is not None]
     if not kernels:
         raise ValueError(f"{model.name} has no trainable layer with a kernel")
-    with tf.GradientTape() as tape:
+    with _float32_compute(model), tf.GradientTape() as tape:
         probabilities = model(images, training=True)
         loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, probabilities))
     gradients = tape.gradient(loss, [kernel for _, kernel in kernels])
     return {name: float(tf.norm(gradient)) for (name, _), gradient in zip(kernels, gradients)}
+
+
+def _all_layers(layer):
+    yield layer
+    for inner in getattr(layer, "layers", ()):
+        yield from _all_layers(inner)
+
+
+@contextlib.contextmanager
+def _float32_compute(model: keras.Model):
+    """Run ``model`` (and the models nested in it) in float32 for a while, whatever its dtype policy.
+
+    Under mixed precision only the computation is in 16 bits, the weights are float32 already,
+    so this changes no weight; the layers' own policies come back afterwards.
+    """
+    saved = [(layer, layer.dtype_policy) for layer in _all_layers(model)]
+    try:
+        for layer, policy in saved:
+            if policy.compute_dtype != "float32":
+                layer.dtype_policy = "float32"
+        yield
+    finally:
+        for layer, policy in saved:
+            layer.dtype_policy = policy

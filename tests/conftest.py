@@ -1,7 +1,10 @@
-"""Shared fixtures: an isolated brainlab cache, the full dataset when present, tiny datasets on disk."""
+"""Shared fixtures: an isolated brainlab cache, the full dataset when present, tiny datasets on disk,
+and each Keras dtype policy in turn."""
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +25,49 @@ def isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("BRAINLAB_CACHE", str(tmp_path / "brainlab-cache"))
     monkeypatch.delenv("BRAINLAB_DATA", raising=False)
     monkeypatch.delenv("BRAINLAB_QUICK", raising=False)
+    monkeypatch.delenv("BRAINLAB_PRECISION", raising=False)
+
+
+# --------------------------------------------------------------------------- dtype policies
+# The Keras dtype policies brainlab must work under: float32 on CPUs, mixed precision on GPUs
+# (brainlab.train.device_policy picks mixed_float16 there; bfloat16 suits TPUs and recent CPUs).
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Set Keras's global dtype policy to ``name`` for a while; the one before always comes back."""
+    import keras
+
+    before = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield name
+    finally:
+        keras.config.set_dtype_policy(before)
+
+
+@pytest.fixture(params=PRECISIONS)
+def precision(request):
+    """Runs the test once under each dtype policy (models built inside the test get it)."""
+    with dtype_policy(request.param):
+        yield request.param
+
+
+@pytest.fixture(params=PRECISIONS[1:])
+def mixed_precision(request):
+    """Runs the test once under each mixed-precision policy."""
+    with dtype_policy(request.param):
+        yield request.param
+
+
+@pytest.fixture(autouse=True)
+def no_dtype_policy_leak():
+    """A test that sets a dtype policy (device_policy() does) leaves float32 behind it."""
+    yield
+    keras = sys.modules.get("keras")
+    if keras is not None and keras.config.dtype_policy().name != "float32":
+        keras.config.set_dtype_policy("float32")
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -21,11 +22,13 @@ def _check_outputs(out, recipe, epochs):
     assert REPORT_FILES <= {p.name for p in out.iterdir()}
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["split"] == "sample-test" and metrics["recipe"] == recipe and metrics["epochs"] == epochs
+    assert metrics["dtype_policy"] == keras.config.dtype_policy().name  # float32 unless a test sets another
     for name in ("glioma_tumor", "meningioma_tumor", "no_tumor", "pituitary_tumor"):
         entry = metrics["per_class"][name]
         assert entry["support"] == 10 and set(entry) >= {"precision", "recall", "f1-score", "auc"}
     report = (out / "report.md").read_text()
     assert "sample-test" in report and "Side by side with the paper" in report and "![Confusion matrix]" in report
+    assert f"- Keras dtype policy: {metrics['dtype_policy']}" in report
     assert "0.510" in report  # the paper's accuracy beside ours
     predictions = pd.read_csv(out / "predictions.csv")
     right = (predictions["true"] == predictions["predicted"]).sum()
