@@ -57,7 +57,7 @@ BUILDERS = {
 @functools.cache
 def float32_parameter_counts(name: str) -> dict:
     with dtype_policy("float32"):
-        return evaluate.parameter_counts(BUILDERS[name][0]())
+        return models.parameter_counts(BUILDERS[name][0]())
 
 
 @pytest.mark.parametrize("name", list(BUILDERS))
@@ -70,9 +70,9 @@ def test_models_compute_in_the_policy_and_answer_in_float32(precision, name):
     assert model.get_layer("predictions").dtype_policy.name == "float32"  # the softmax too
     assert model.output.dtype == "float32"
     if name == "paper_model":  # to the parameter, as the paper reports it
-        assert evaluate.parameter_counts(model) == paper.PARAMS
+        assert models.parameter_counts(model) == paper.PARAMS
         return  # predicting at 128 px is slow in float16 on a CPU: the Grad-CAM test below predicts at 64 px
-    assert evaluate.parameter_counts(model) == float32_parameter_counts(name)
+    assert models.parameter_counts(model) == float32_parameter_counts(name)
     probabilities = model.predict_on_batch(scans(2, size, channels))
     assert probabilities.dtype == np.float32 and np.isfinite(probabilities).all()
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
@@ -302,7 +302,8 @@ def test_explorer_and_figures_under_every_policy(precision):
     preds = explorer.predictions
     roc = plots.roc_curves(preds)
     assert roc.axes and "ROC" in roc.get_suptitle()
-    figure = explain.grad_cam_figure(model, test.images[1], true_label=1)
+    heatmap = explain.grad_cam(model, test.images[1])
+    figure = plots.explained_prediction(test.images[1], preds.probabilities[1], heatmap, true_label=1)
     assert f"p = {preds.probabilities[1].max():.2f}" in figure.get_suptitle()
 
 
@@ -317,17 +318,17 @@ def test_figures_take_16_bit_arrays(dtype):
     np.testing.assert_allclose([bar.get_width() for bar in figure.axes[2].patches], probabilities)
     assert "predicted: no_tumor, p = 0.50 (right)" in figure.get_suptitle()
     shown = figure.axes[1].images[0].get_array()
-    expected = explain.overlay(image, heatmap)
+    expected = plots.overlay(image, heatmap)
     assert np.abs(shown.astype(int) - expected).max() <= 2  # 16-bit heat, the same colours
 
 
 # --------------------------------------------------------------------------- a notebook on a GPU's policy
 @pytest.mark.slow
-def test_notebook_07_runs_under_mixed_float16(tmp_path):
-    """Notebook 07 in quick mode, in a fresh kernel told to use mixed_float16 as on a GPU."""
+def test_notebook_08_runs_under_mixed_float16(tmp_path):
+    """Notebook 08 in quick mode, in a fresh kernel told to use mixed_float16 as on a GPU."""
     from nbclient import NotebookClient
 
-    nb = nbformat.read(REPO / "notebooks" / "07_can_we_trust_it.ipynb", as_version=4)
+    nb = nbformat.read(REPO / "notebooks" / "08_can_we_trust_it.ipynb", as_version=4)
     probe = nbformat.v4.new_code_cell(
         'import keras\nprint("policy:", keras.config.dtype_policy().name, "| conv:",'
         ' model.get_layer("conv1_conv").compute_dtype, "| output:", model.output.dtype)')
