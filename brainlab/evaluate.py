@@ -337,7 +337,9 @@ def comparison_text(comparison: pd.DataFrame, digits: int = 3) -> str:
             return MISSING
         return f"{value:,}" if isinstance(value, (int, np.integer)) else f"{value:.{digits}f}"
 
-    body = comparison.to_string(index=False, formatters={"paper": show, "ours": show})
+    # Format first: some pandas versions (3.0) ignore ``formatters`` for object columns.
+    shown = comparison.assign(paper=comparison["paper"].map(show), ours=comparison["ours"].map(show))
+    body = shown.to_string(index=False)
     return f"ours: {comparison.attrs.get('split', 'unnamed')}; paper: official test split\n{body}"
 
 

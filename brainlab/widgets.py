@@ -244,7 +244,8 @@ class PredictionExplorer(widgets.VBox):
         names = predictions.class_names
         self.order = widgets.Dropdown(options=list(ORDERS), value=order, description="order")
         self.target = widgets.Dropdown(options=[("predicted class", PREDICTED)] + [(n, k) for k, n in enumerate(names)],
-                                       value=PREDICTED, description="Grad-CAM for")
+                                       value=PREDICTED, description="Grad-CAM for",
+                                       style={"description_width": "initial"})  # the label whole, not "Grad-CAM…"
         self.slider = widgets.IntSlider(min=0, max=len(predictions) - 1, value=0, description="image",
                                         continuous_update=False)
         self.caption = widgets.HTML()

@@ -16,7 +16,6 @@ classes are compared under brainlab's names. Paths are relative to each dataset'
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,7 +205,7 @@ def summary_markdown_across(result: CrossAudit) -> str:
 def run_audit_across(root_a, root_b, out_dir, pixel_hash: bool = False, progress: bool = True) -> dict:
     """Audit B against A and write ``external_copies.csv``, ``external_manifest.csv``, tables, figures and
     ``summary.json``/``summary.md`` to ``out_dir``. Returns the summary dict."""
-    from brainlab.audit.report import borderline_pairs, pair_figure
+    from brainlab.audit.report import borderline_pairs, pair_figure, write_figures_and_summary
 
     result = audit_across(root_a, root_b, pixel_hash=pixel_hash, progress=progress)
     out = Path(out_dir)
@@ -231,9 +230,4 @@ def run_audit_across(root_a, root_b, out_dir, pixel_hash: bool = False, progress
         "label_disagreements.png": pair_figure(roots, copies[copies["label_disagrees"]].drop_duplicates("path_b"),
                                                "Copies filed under different classes in A and B (red names)"),
     }
-    for name, fig in figures.items():
-        fig.savefig(out / name, dpi=90)
-    result.summary["figures"] = list(figures)
-    (out / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n", encoding="utf-8")
-    (out / "summary.md").write_text(summary_markdown_across(result), encoding="utf-8")
-    return result.summary
+    return write_figures_and_summary(out, figures, result.summary, summary_markdown_across(result))

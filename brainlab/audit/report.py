@@ -17,7 +17,8 @@ from brainlab.audit.groups import write_manifest
 from brainlab.audit.matching import NEAR_THRESHOLD
 from brainlab.audit.within import AuditResult, audit_dataset
 
-__all__ = ["borderline_pairs", "example_pairs", "pair_figure", "run_audit", "size_figure", "summary_markdown"]
+__all__ = ["borderline_pairs", "example_pairs", "pair_figure", "run_audit", "size_figure", "summary_markdown",
+           "write_figures_and_summary"]
 
 
 # ----------------------------------------------------------------------------- figures
@@ -240,9 +241,14 @@ def run_audit(root, out_dir, seed: int = config.DEFAULT_SEED, progress: bool = T
                                            "Copies filed under different classes (red names)"),
         "size_shortcut.png": size_figure(result.files, result.summary.get("shortcut")),
     }
+    return write_figures_and_summary(out, figures, result.summary, summary_markdown(result))
+
+
+def write_figures_and_summary(out: Path, figures: dict, summary: dict, markdown: str) -> dict:
+    """Save each figure as ``out/<name>``, then ``summary.json`` (naming the figures) and ``summary.md``."""
     for name, fig in figures.items():
         fig.savefig(out / name, dpi=90)
-    result.summary["figures"] = list(figures)
-    (out / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n", encoding="utf-8")
-    (out / "summary.md").write_text(summary_markdown(result), encoding="utf-8")
-    return result.summary
+    summary["figures"] = list(figures)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    (out / "summary.md").write_text(markdown, encoding="utf-8")
+    return summary
