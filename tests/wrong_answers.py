@@ -140,4 +140,14 @@ frame["leaked"] = frame["path"].isin(leaked_paths)
 by_leak = frame.groupby("true")["correct"].mean().reindex(list(data.CLASS_NAMES)).to_frame("with a copy")
 by_leak["without"] = by_leak["with a copy"]  # not split by leak at all""",
     },
+    "09_does_it_work_at_another_hospital.ipynb": {
+        # copies of a class divided by all of B's images, not by that class's images
+        "c07": """copy_share = (cross.files_b.groupby("class")["has_copy"].sum() / len(cross.files_b)).reindex(list(data.CLASS_NAMES))""",
+        # the images' labels counted instead of what the model said about them
+        "c11": """files = own.files
+odd = files[(files["split"] == "Testing") & (files["class"] == "glioma_tumor") & ~files["cross_split"]
+            & ((files["width"] != 512) | (files["height"] != 512))]
+predicted_as = (official.set_index("path").loc[odd["path"], "true"]
+                .value_counts().reindex(list(data.CLASS_NAMES), fill_value=0))""",
+    },
 }
