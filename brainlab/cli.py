@@ -227,8 +227,9 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_experiment(args) -> int:
-    from brainlab import experiment
+    from brainlab import experiment, train
 
+    train.device_policy()  # as the notebooks do: mixed precision on a GPU (or as BRAINLAB_PRECISION says)
     experiment.run(getattr(args, "recipe", "paper"), args.out, data_dir=args.data, manifest=args.manifest,
                    quick=args.quick or None, epochs=args.epochs, split=args.split, weights=args.weights,
                    seed=args.seed, preprocessing=args.preprocessing, image_size=args.image_size,

@@ -223,3 +223,22 @@ def test_the_learning_rate_and_its_schedule_reach_the_optimizer(recipe, tmp_path
         assert rate["class_name"] == "CosineDecay"
         assert rate["config"]["initial_learning_rate"] == pytest.approx(3e-4)
         assert rate["config"]["decay_steps"] == 4  # 2 epochs of 2 steps
+
+
+@pytest.mark.slow
+def test_the_cli_trains_under_the_gpu_policy_it_is_given(tmp_path, monkeypatch):
+    """`brainlab train` chooses the dtype policy as the notebooks do: BRAINLAB_PRECISION here stands in for a GPU."""
+    from conftest import make_dataset
+
+    monkeypatch.setenv("BRAINLAB_PRECISION", "mixed_bfloat16")
+    mine, out = make_dataset(tmp_path / "mine", per_class=8), tmp_path / "run"
+    try:
+        assert main(["train", "--recipe", "small-cnn", "--data", str(mine), "--epochs", "1", "--image-size", "32",
+                     "--out", str(out)]) == 0
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["dtype_policy"] == "mixed_bfloat16"
+    config = json.loads((out / "run" / "config.json").read_text())
+    assert config["device"]["dtype_policy"] == "mixed_bfloat16"
+    assert "- Keras dtype policy: mixed_bfloat16" in (out / "report.md").read_text()
