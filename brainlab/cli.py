@@ -321,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "external_manifest.csv from `brainlab audit --against`")
     p.add_argument("--name", help="what the numbers are called (default: external-<dataset>)")
     p.add_argument("--out", metavar="DIR", required=True, help="where metrics.json, predictions.csv, report.md go")
-    p.set_defaults(func=cmd_evaluate)
+    p.set_defaults(func=cmd_evaluate, tensorflow=True)
 
     for name in ("reproduce", "train"):
         p = sub.add_parser(name, help="the paper's protocol end to end" if name == "reproduce" else

@@ -73,6 +73,17 @@ def test_tensorflows_start_up_lines_stay_off_stderr():
 
 
 @pytest.mark.slow
+def test_evaluate_keeps_them_off_stderr_too(tmp_path):
+    """`brainlab evaluate` loads a Keras model: its refusal of a folder without one comes without start-up noise."""
+    (tmp_path / "data").mkdir()
+    proc = run_cli("evaluate", "--run", str(tmp_path / "no-run"), "--data", str(tmp_path / "data"),
+                   "--out", str(tmp_path / "out"))
+    assert proc.returncode == 1 and "holds no trained model" in proc.stderr, proc.stderr
+    assert not re.search(r"^[IWE]\d{4} ", proc.stderr, flags=re.M), proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
 def test_verbose_shows_them_and_leaves_tensorflows_level_alone():
     assert build_parser().parse_args(["--verbose", "sample"]).verbose is True
     assert build_parser().parse_args(["sample"]).verbose is False
