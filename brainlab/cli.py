@@ -233,7 +233,7 @@ def cmd_experiment(args) -> int:
     experiment.run(getattr(args, "recipe", "paper"), args.out, data_dir=args.data, manifest=args.manifest,
                    quick=args.quick or None, epochs=args.epochs, split=args.split, weights=args.weights,
                    seed=args.seed, preprocessing=args.preprocessing, image_size=args.image_size,
-                   batch_size=args.batch_size)
+                   batch_size=args.batch_size, augmentation=args.augmentation, crop=args.crop)
     return 0
 
 
@@ -338,6 +338,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--weights", default="imagenet" if name == "reproduce" else None,
                        help="imagenet, none (random start) or a weights FILE")
         p.add_argument("--preprocessing", choices=["imagenet", "rescale"], help="input scaling of ResNet50 models")
+        p.add_argument("--augmentation", choices=["standard", "source-shift"],
+                       help="residual-cnn: the standard augmentation, or one aimed at differences of source "
+                            "(gamma, blur, noise, zoom, shift)")
+        p.add_argument("--crop", choices=["none", "head"], help="cut every image to the square around the head")
         p.add_argument("--image-size", type=int)
         p.add_argument("--batch-size", type=int)
         p.add_argument("--seed", type=int)

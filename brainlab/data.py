@@ -34,7 +34,7 @@ import numpy as np
 from brainlab import config, datasets
 from brainlab.datasets import CLASS_NAMES, SPLITS, DatasetSpec, ImageFile, Scan, scan
 from brainlab.errors import BrainlabError, DataLayoutError, DataNotFoundError
-from brainlab.images import IMAGE_SUFFIXES, UnreadableImageError, read_image
+from brainlab.images import CROPS, IMAGE_SUFFIXES, UnreadableImageError, read_image
 
 __all__ = ["CLASS_NAMES", "MANIFEST_PARTS", "SPLITS", "ImageFile", "ImageSet", "Scan", "Splits", "find_data",
            "load_labelled", "load_split", "load_splits", "protocol", "read_image", "read_manifest", "sample_dir",
@@ -164,8 +164,12 @@ class Splits:
 
 
 def load_split(split: str = "Training", root=None, image_size: int = 128, channels: int = 3,
-               progress: bool = True, cache: bool = True, spec: DatasetSpec | None = None) -> ImageSet:
+               progress: bool = True, cache: bool = True, spec: DatasetSpec | None = None,
+               crop: str = "none") -> ImageSet:
     """Decode the ``Training`` or ``Testing`` split into an :class:`ImageSet`.
+
+    ``crop="head"`` cuts every image to the square around the head first
+    (:func:`brainlab.images.head_crop`); ``"none"`` keeps the whole frame.
 
     ``spec`` (default: the catalogue entry whose class folders ``root`` has, see
     :func:`brainlab.datasets.detect_spec`) says how the class folders are named.
@@ -175,15 +179,15 @@ def load_split(split: str = "Training", root=None, image_size: int = 128, channe
     """
     root = find_data(root)
     spec = spec or _spec_of(root)
-    return _load_split(split, root, protocol(root, spec), image_size, channels, progress, cache, spec)
+    return _load_split(split, root, protocol(root, spec), image_size, channels, progress, cache, spec, crop)
 
 
-def _load_split(split, root, protocol_name, image_size, channels, progress, cache, spec) -> ImageSet:
+def _load_split(split, root, protocol_name, image_size, channels, progress, cache, spec, crop) -> ImageSet:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
     found = scan(root, splits=(split,), spec=spec)
     name = f"{protocol_name}-{'train' if split == 'Training' else 'test'}"
-    return _decode(root, found.files, name, image_size, channels, progress, cache)
+    return _decode(root, found.files, name, image_size, channels, progress, cache, crop)
 
 
 def _spec_of(root) -> DatasetSpec:
@@ -248,8 +252,8 @@ def _verifies(root: Path, spec: DatasetSpec) -> bool:
 
 def load_splits(root=None, image_size: int = 128, channels: int = 3, val_fraction: float = 0.15,
                 seed: int = config.DEFAULT_SEED, manifest=None, progress: bool = True,
-                cache: bool = True) -> Splits:
-    """Train, validation and test sets.
+                cache: bool = True, crop: str = "none") -> Splits:
+    """Train, validation and test sets (every image cut to the head first with ``crop="head"``).
 
     Without ``manifest``: the official protocol. ``test`` is the Testing split and ``val`` a
     stratified, seeded ``val_fraction`` of Training, so that no decision is ever made by
@@ -262,13 +266,13 @@ def load_splits(root=None, image_size: int = 128, channels: int = 3, val_fractio
     """
     root = find_data(root)
     if manifest is not None:
-        return _load_manifest(root, Path(manifest), image_size, channels, progress, cache)
+        return _load_manifest(root, Path(manifest), image_size, channels, progress, cache, crop)
     from sklearn.model_selection import train_test_split
 
     spec = _spec_of(root)
     protocol_name = protocol(root, spec)
-    training = _load_split("Training", root, protocol_name, image_size, channels, progress, cache, spec)
-    testing = _load_split("Testing", root, protocol_name, image_size, channels, progress, cache, spec)
+    training = _load_split("Training", root, protocol_name, image_size, channels, progress, cache, spec, crop)
+    testing = _load_split("Testing", root, protocol_name, image_size, channels, progress, cache, spec, crop)
     positions = np.arange(len(training))
     train_idx, val_idx = train_test_split(positions, test_size=val_fraction, random_state=seed,
                                           stratify=training.labels)
@@ -298,7 +302,7 @@ def read_manifest(path) -> list[tuple[str, str, str]]:
     return rows
 
 
-def _load_manifest(root, manifest: Path, image_size, channels, progress, cache) -> Splits:
+def _load_manifest(root, manifest: Path, image_size, channels, progress, cache, crop) -> Splits:
     rows = read_manifest(manifest)
     if any(s == "external" for _, _, s in rows):
         raise BrainlabError(f"{manifest} lists external images (to evaluate a model on, not to train one): "
@@ -311,7 +315,7 @@ def _load_manifest(root, manifest: Path, image_size, channels, progress, cache) 
             raise DataNotFoundError(f"{manifest} lists {rel}, which is not in {root}. "
                                     "Was the manifest written for another copy of the dataset?")
         files.append(ImageFile(path, rel, rel.split("/", 1)[0], class_name, CLASS_NAMES.index(class_name)))
-    everything = _decode(Path(root), files, name, image_size, channels, progress, cache)
+    everything = _decode(Path(root), files, name, image_size, channels, progress, cache, crop)
     part_of = {rel: s for rel, _, s in rows}
     parts = np.array([part_of[p] for p in everything.paths])
     return Splits(*(everything.subset(parts == s, f"{name}-{s}") for s in ("train", "val", "test")))
@@ -362,14 +366,15 @@ def scan_class_folders(root, spec: DatasetSpec | None = None,
 
 
 def load_labelled(root, image_size: int = 128, channels: int = 3, *, manifest=None, name: str | None = None,
-                  progress: bool = True, cache: bool = True) -> ImageSet:
+                  progress: bool = True, cache: bool = True, crop: str = "none") -> ImageSet:
     """Decode any labelled folder for an evaluation: a folder of class folders, or a dataset and a manifest.
 
     Without ``manifest``, ``root`` holds one folder per class, named as brainlab names the classes
     or as a catalogue entry does (``glioma``, ``notumor``, ... for the Nickparvar dataset). With
     ``manifest`` (``path,class,split``, paths relative to ``root``, one split only, e.g. the
     ``external_manifest.csv`` of ``brainlab audit --against``), exactly the images it lists. The set
-    is named ``name`` (default: ``external-<dataset>``, after the catalogue entry found).
+    is named ``name`` (default: ``external-<dataset>``, after the catalogue entry found). ``crop``
+    as in :func:`load_split`: a model trained on head crops is evaluated on head crops.
     """
     root = Path(root).expanduser()
     if manifest is not None:
@@ -392,20 +397,22 @@ def load_labelled(root, image_size: int = 128, channels: int = 3, *, manifest=No
     else:
         spec, files = scan_class_folders(root)
     name = name or f"external-{spec.short_name or spec.name}"
-    return _decode(root, files, name, image_size, channels, progress, cache)
+    return _decode(root, files, name, image_size, channels, progress, cache, crop)
 
 
 def _decode(root: Path, files: list[ImageFile], name: str, image_size: int, channels: int,
-            progress: bool, cache: bool) -> ImageSet:
+            progress: bool, cache: bool, crop: str = "none") -> ImageSet:
     """Decode ``files`` once (in threads: PIL releases the GIL), skipping unreadable ones.
 
     The result is cached as a ``.npz`` in the brainlab cache, keyed by the files' names, sizes
-    and modification times plus the image size and channels, so a second run loads in a blink.
+    and modification times plus the image size, channels and crop, so a second run loads in a blink.
     Past ``BRAINLAB_CACHE_MAX_MB`` the least recently used cache files are removed
     (``brainlab cache`` shows the cache, ``brainlab cache --clear`` empties it).
     """
     max_bytes = config.cache_max_bytes() if cache else None  # a bad setting is refused before any work
-    key = _cache_key(files, image_size, channels)
+    if crop not in CROPS:
+        raise BrainlabError(f"Unknown crop {crop!r}: choose {' or '.join(CROPS)}.")
+    key = _cache_key(files, image_size, channels, crop)
     cache_file = config.cache_dir() / "decoded" / f"{key}.npz"
     if cache and cache_file.is_file():
         try:
@@ -420,7 +427,7 @@ def _decode(root: Path, files: list[ImageFile], name: str, image_size: int, chan
 
     def decode(f: ImageFile):
         try:
-            return read_image(f.path, image_size, channels), None
+            return read_image(f.path, image_size, channels, crop), None
         except UnreadableImageError as exc:
             return None, exc.reason
 
@@ -450,11 +457,11 @@ def _decode(root: Path, files: list[ImageFile], name: str, image_size: int, chan
     return result
 
 
-def _cache_key(files: list[ImageFile], image_size: int, channels: int) -> str:
-    h = hashlib.sha256(f"v1|{image_size}|{channels}".encode())
+def _cache_key(files: list[ImageFile], image_size: int, channels: int, crop: str = "none") -> str:
+    h = hashlib.sha256(f"v1|{image_size}|{channels}".encode() + (b"" if crop == "none" else f"|{crop}".encode()))
     for f in files:
         st = f.path.stat()
-        h.update(f"|{f.path.resolve()}|{f.label}|{st.st_size}|{st.st_mtime_ns}".encode())
+        h.update(f"|{f.path.resolve()}|{f.relpath}|{f.label}|{st.st_size}|{st.st_mtime_ns}".encode())
     return h.hexdigest()[:24]
 
 

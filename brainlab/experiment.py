@@ -31,20 +31,23 @@ __all__ = ["CHOICES", "COMMAND_LINE", "FINE_TUNE_LEARNING_RATE", "FIXED", "RECIP
 
 RECIPES = ("paper", "improved", "small-cnn", "residual-cnn")
 SPLITS = ("official", "clean")
-CHOICES = {"preprocessing": ("imagenet", "rescale"), "lr_schedule": ("constant", "cosine")}
+CHOICES = {"preprocessing": ("imagenet", "rescale"), "lr_schedule": ("constant", "cosine"),
+           "augmentation": ("standard", "source-shift"), "crop": ("none", "head")}
 
 # A recipe honours every setting except those fixed here, at the one value it uses (and reports);
 # any other value is refused: (value, why the recipe cannot take another).
 FIXED = {
-    "paper": {},
+    "paper": {"augmentation": ("none", "trains without augmentation, as the paper does")},
     "improved": {"preprocessing": ("imagenet", "always uses ImageNet preprocessing, which its pretrained filters need"),
-                 "lr_schedule": ("constant", "trains in two stages, each at a constant learning rate")},
+                 "lr_schedule": ("constant", "trains in two stages, each at a constant learning rate"),
+                 "augmentation": ("standard", "uses the standard augmentation only")},
     "small-cnn": {"weights": ("none", "trains from scratch"),
-                  "preprocessing": ("rescale", "rescales pixels to 0..1 inside its model")},
+                  "preprocessing": ("rescale", "rescales pixels to 0..1 inside its model"),
+                  "augmentation": ("standard", "uses the standard augmentation only")},
     "residual-cnn": {"weights": ("none", "trains from scratch"),
                      "preprocessing": ("standardize", "standardises every scan inside its model")},
 }
-COMMAND_LINE = ("weights", "preprocessing")  # the fixed settings `brainlab train` offers as options
+COMMAND_LINE = ("weights", "preprocessing", "augmentation")  # the fixed settings `brainlab train` offers as options
 
 # The improved recipe's second stage: the head's learning rate is the ``learning_rate`` setting.
 FINE_TUNE_LEARNING_RATE = 1e-5
@@ -65,6 +68,8 @@ class Settings:
     preprocessing: str = "imagenet"
     class_weight: str | None = None
     lr_schedule: str = "constant"  # or "cosine": decay to 0 over the run
+    augmentation: str = "standard"  # or "source-shift" (residual-cnn); "none" for the paper's recipe
+    crop: str = "none"  # or "head": every image cut to the square around the head before resizing
     seed: int = config.DEFAULT_SEED
     quick: bool = False
 
@@ -77,7 +82,7 @@ def default_settings(recipe: str, quick: bool | None = None, **overrides) -> Set
     base = {
         # The paper's model: 128 px, Adam. Its preprocessing is not stated; a plain 1/255 rescale,
         # as many reproductions used, is the default here. Pass preprocessing="imagenet" for the correct one.
-        "paper": dict(epochs=20, preprocessing="rescale"),
+        "paper": dict(epochs=20, preprocessing="rescale", augmentation="none"),
         "improved": dict(epochs=15, class_weight="balanced"),  # 5 head epochs + 10 fine-tuning epochs
         "small-cnn": dict(epochs=20, weights="none", preprocessing="rescale", class_weight="balanced"),
         # From scratch, grayscale, each scan standardised; cosine decay so the last epochs settle.
@@ -135,7 +140,7 @@ def build_model(s: Settings):
     if s.recipe == "improved":
         return models.improved_model(weights=weights, image_size=s.image_size, channels=s.channels)
     if s.recipe == "residual-cnn":
-        return models.residual_cnn(image_size=s.image_size, channels=s.channels)
+        return models.residual_cnn(image_size=s.image_size, channels=s.channels, augmentation=s.augmentation)
     return models.small_cnn(image_size=s.image_size, channels=s.channels, augment_images=True)
 
 
@@ -162,7 +167,7 @@ def load_data(s: Settings, data_dir, out: Path, manifest=None):
 
             print(f"brainlab: auditing {root} to make the clean split ({manifest})")
             run_audit(root, out / "audit", seed=s.seed)
-    return data.load_splits(root, s.image_size, s.channels, seed=s.seed, manifest=manifest)
+    return data.load_splits(root, s.image_size, s.channels, seed=s.seed, manifest=manifest, crop=s.crop)
 
 
 def run(recipe: str = "paper", out="runs/paper", *, data_dir=None, manifest=None, command: str | None = None,
@@ -206,8 +211,8 @@ def evaluate_run(run_dir, data_dir, out, *, manifest=None, name: str | None = No
 
     ``data_dir`` holds one folder per class (brainlab's or a catalogue entry's names), or is a
     dataset folder whose images ``manifest`` lists (see :func:`brainlab.data.load_labelled`). The
-    images are decoded at the model's own input size and channels; its preprocessing is inside
-    the model. ``out`` gets what training writes: metrics.json, predictions.csv, report.md, figures.
+    images are decoded at the model's own input size and channels and cut as its training images
+    were (its ``crop`` setting); its preprocessing is inside the model. ``out`` gets what training writes: metrics.json, predictions.csv, report.md, figures.
     The numbers are named ``name`` (default ``external-<dataset>``), never after the official split.
     """
     import dataclasses
@@ -231,7 +236,7 @@ def evaluate_run(run_dir, data_dir, out, *, manifest=None, name: str | None = No
     model = models.load_model(model_file)
     _, height, width, channels = model.input_shape  # what the model was built for decides the decoding
     s.image_size, s.channels = int(height), int(channels)
-    images = data.load_labelled(data_dir, s.image_size, s.channels, manifest=manifest, name=name)
+    images = data.load_labelled(data_dir, s.image_size, s.channels, manifest=manifest, name=name, crop=s.crop)
     predictions = evaluate.predict(model, images)
     out.mkdir(parents=True, exist_ok=True)
     metrics = evaluate.metrics_dict(predictions, recipe=s.recipe, epochs=s.epochs, seed=s.seed,

@@ -37,12 +37,12 @@ from brainlab.errors import WeightsNotFoundError
 
 __all__ = ["BN_EPSILON", "IMAGENET_WEIGHTS_FILE", "IMAGENET_WEIGHTS_MD5", "IMAGENET_WEIGHTS_URL",
            "LAST_CONV_LAYER", "NUM_CLASSES", "PAPER_TRAINABLE_LAYERS", "RESNET50_LAYER_PREFIXES",
-           "ResNetPreprocess", "augment", "bottleneck_block", "conv_block", "conv_bn",
+           "RandomGamma", "ResNetPreprocess", "augment", "bottleneck_block", "conv_block", "conv_bn",
            "copy_weights_by_name", "deep_stack", "default_weights", "freeze", "imagenet_weights_cached",
            "improved_model", "keras_models_dir", "layer_table", "load_model", "load_resnet50_weights",
            "paper_model", "parameter_counts", "preprocessing_layer", "residual_block", "residual_cnn",
            "resnet50", "resnet50_features", "resnet50_layers", "resnet_stage", "resolve_weights",
-           "small_cnn", "to_rgb", "unfreeze_top"]
+           "small_cnn", "source_shift_augment", "to_rgb", "unfreeze_top"]
 
 NUM_CLASSES = len(CLASS_NAMES)
 BN_EPSILON = 1.001e-5  # the value keras.applications uses, so weights carry over exactly
@@ -111,6 +111,60 @@ def augment(x, flip=True, rotation=0.05, zoom=0.1, contrast=0.1):
         x = layers.RandomZoom(zoom, name="augment_zoom")(x)
     if contrast:
         x = layers.RandomContrast(contrast, name="augment_contrast")(x)
+    return x
+
+
+@keras.saving.register_keras_serializable(package="brainlab")
+class RandomGamma(layers.Layer):
+    """Raise each image's pixels (0..255) to a random power while training: a non-linear brightness change.
+
+    The power is ``exp(u)`` with ``u`` uniform in ``[-max_log_gamma, max_log_gamma]``, one per image.
+    Scanners and exports differ in such curves; a plain brightness or contrast change does not
+    imitate them, and per-image standardisation undoes it anyway. Identity at inference.
+    """
+
+    def __init__(self, max_log_gamma=0.4, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.max_log_gamma, self.seed = float(max_log_gamma), seed
+        self.generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=None):
+        if not training or not self.max_log_gamma:
+            return images
+        x = keras.ops.clip(keras.ops.cast(images, "float32") / 255.0, 0.0, 1.0)
+        log_gamma = keras.random.uniform((keras.ops.shape(x)[0], 1, 1, 1), -self.max_log_gamma,
+                                         self.max_log_gamma, seed=self.generator)
+        return keras.ops.cast(255.0 * x ** keras.ops.exp(log_gamma), self.compute_dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "max_log_gamma": self.max_log_gamma, "seed": self.seed}
+
+
+def source_shift_augment(x, gamma=0.4, blur=0.5, noise=4.0, zoom=0.25, shift=0.08):
+    """Augmentations aimed at differences between sources (hospitals, scanners, exports).
+
+    Added to :func:`augment`'s flips and rotations, active only while training:
+
+    - intensity: :class:`RandomGamma` (``gamma``: the largest log of the power);
+    - blur and noise: a Gaussian blur (sigma up to 1 pixel) on a ``blur`` share of the images,
+      and Gaussian noise of standard deviation ``noise`` grey levels;
+    - scale and crop: zoom in or out by up to ``zoom`` and shift by up to ``shift`` of the side,
+      as heads are framed more tightly or loosely from one source to another.
+    """
+    x = augment(x, zoom=0, contrast=0)
+    if gamma:
+        x = RandomGamma(gamma, name="augment_gamma")(x)
+    if blur:
+        x = layers.RandomGaussianBlur(factor=blur, kernel_size=3, sigma=(0.3, 1.0), name="augment_blur")(x)
+    if noise:
+        # Keras's noise layer takes a standard deviation of at most 1: add it on the 0..1 scale.
+        x = layers.Rescaling(1 / 255, name="augment_noise_in")(x)
+        x = layers.GaussianNoise(noise / 255, name="augment_noise")(x)
+        x = layers.Rescaling(255, name="augment_noise_out")(x)
+    if zoom:
+        x = layers.RandomZoom((-zoom, zoom), fill_mode="constant", name="augment_zoom")(x)
+    if shift:
+        x = layers.RandomTranslation(shift, shift, fill_mode="constant", name="augment_shift")(x)
     return x
 
 
@@ -371,7 +425,7 @@ def small_cnn(image_size=128, channels=3, filters=(32, 64, 128, 256), dropout=0.
 
 
 def residual_cnn(image_size=128, channels=1, widths=(32, 64, 128, 256), blocks_per_stage=2, dropout=0.3,
-                 augment_images=True, num_classes=NUM_CLASSES):
+                 augment_images=True, num_classes=NUM_CLASSES, augmentation="standard"):
     """A small ResNet that trains from scratch on a laptop CPU: ResNet-18's layout at half its width.
 
     - Per-image standardisation (``standardize``): every scan to mean 0 and standard deviation
@@ -384,9 +438,15 @@ def residual_cnn(image_size=128, channels=1, widths=(32, 64, 128, 256), blocks_p
       momentum 0.9, as in :func:`conv_block`. The last block's output,
       ``stage{len(widths)}_block{blocks_per_stage}_out``, is Grad-CAM's target.
     - Global average pooling, dropout, softmax. About 2.8 million parameters by default.
+
+    ``augmentation`` is ``"standard"`` (:func:`augment`) or ``"source-shift"``
+    (:func:`source_shift_augment`); ``augment_images=False`` turns augmentation off.
     """
+    makers = {"standard": augment, "source-shift": source_shift_augment}
+    if augmentation not in makers:
+        raise ValueError(f"augmentation must be 'standard' or 'source-shift', not {augmentation!r}")
     inputs = keras.Input((image_size, image_size, channels), name="image")
-    x = augment(inputs) if augment_images else inputs
+    x = makers[augmentation](inputs) if augment_images else inputs
     x = layers.LayerNormalization(axis=(1, 2, 3), center=False, scale=False, name="standardize")(x)
     x = conv_bn(x, widths[0], 5, strides=2, padding="same", name="stem", bn_momentum=0.9)
     x = layers.MaxPooling2D(2, name="stem_pool")(x)

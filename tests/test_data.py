@@ -325,3 +325,14 @@ def test_decoded_cache_is_bounded_least_recently_used_first(tiny_dataset, monkey
     monkeypatch.setenv("BRAINLAB_CACHE_MAX_MB", "lots")
     with pytest.raises(BrainlabError, match="BRAINLAB_CACHE_MAX_MB='lots' is not a number of megabytes"):
         data.load_split("Testing", tiny_dataset, image_size=12, progress=False)
+
+
+def test_the_same_files_under_another_root_are_not_taken_from_the_cache_with_wrong_paths(tmp_path):
+    """A split loaded from the dataset folder, then its folder alone: each set's paths are relative to its own root."""
+    root = make_dataset(tmp_path / "data", per_class=6)
+    splits = data.load_splits(root, 32, 1, progress=False)
+    testing = data.load_labelled(root / "Testing", 32, 1, progress=False)
+    assert all(p.startswith("Testing/") for p in splits.test.paths)
+    assert testing.paths == [p.removeprefix("Testing/") for p in splits.test.paths]
+    assert all((testing.root / p).is_file() for p in testing.paths)
+    assert np.array_equal(testing.images, splits.test.images)

@@ -138,6 +138,9 @@ REFUSED = [  # (recipe, setting, value, what the message says)
     ("residual-cnn", "weights", "imagenet", "the residual-cnn recipe trains from scratch: --weights cannot be used"),
     ("residual-cnn", "weights", "model.weights.h5", "the residual-cnn recipe trains from scratch"),
     ("residual-cnn", "preprocessing", "rescale", "the residual-cnn recipe standardises every scan"),
+    ("small-cnn", "augmentation", "source-shift", "the small-cnn recipe uses the standard augmentation only"),
+    ("improved", "augmentation", "source-shift", "the improved recipe uses the standard augmentation only"),
+    ("paper", "augmentation", "standard", "the paper recipe trains without augmentation, as the paper does"),
 ]
 
 

@@ -49,10 +49,11 @@ from brainlab.audit.matching import ALIGN_GATE, CANDIDATE_SIZE, COARSE_BLUR, COA
 from brainlab.audit.report import borderline_pairs, example_pairs, pair_figure, run_audit, size_figure, \
     summary_markdown
 from brainlab.audit.shortcuts import FILE_FEATURES, SIZE_FEATURES, shortcut_accuracy, shortcut_table
-from brainlab.audit.thumbnails import BOX_QUANTILE, DETAIL_BLUR, DETAIL_NORM, THUMB_SIZE, Inventory, content_box, \
-    crop_grid, crop_view, crop_views, detail_view, inventory, otsu_threshold, read_thumbnail, resize_matrix, shrink, \
+from brainlab.audit.thumbnails import DETAIL_BLUR, DETAIL_NORM, THUMB_SIZE, Inventory, \
+    crop_grid, crop_view, crop_views, detail_view, inventory, read_thumbnail, resize_matrix, shrink, \
     unit
 from brainlab.audit.within import AuditResult, audit_dataset
+from brainlab.images import BOX_QUANTILE, content_box, otsu_threshold  # the head's box: images owns it
 
 __all__ = [
     # settings

@@ -23,13 +23,13 @@ import pandas as pd
 from PIL import Image
 
 from brainlab import datasets, images
+from brainlab.images import content_box
 
-__all__ = ["BOX_QUANTILE", "DETAIL_BLUR", "DETAIL_NORM", "THUMB_SIZE", "Inventory", "content_box", "crop_grid",
-           "crop_view", "crop_views", "detail_view", "inventory", "otsu_threshold", "read_thumbnail",
+__all__ = ["DETAIL_BLUR", "DETAIL_NORM", "THUMB_SIZE", "Inventory", "crop_grid",
+           "crop_view", "crop_views", "detail_view", "inventory", "read_thumbnail",
            "resize_matrix", "shrink", "unit"]
 
 THUMB_SIZE = 128  # side of the whole-frame grayscale thumbnail kept for every image
-BOX_QUANTILE = 0.02  # the head box leaves out this share of foreground pixels on each side
 DETAIL_BLUR = (1.0, 3.0)  # the band of the detail view: Gaussians (pixels at 128x128) subtracted
 DETAIL_NORM = 4.0  # the detail is divided by its local strength, averaged over this Gaussian (pixels)
 
@@ -110,36 +110,6 @@ def inventory(root, pixel_hash: bool = False, progress: bool = True,
 
 
 # ----------------------------------------------------------------------------- views and NCC
-
-
-def otsu_threshold(gray: np.ndarray) -> int:
-    """The gray level that best splits ``gray`` into two classes (Otsu's method): head vs background."""
-    p = np.bincount(gray.ravel(), minlength=256) / gray.size
-    weight = np.cumsum(p)  # share of pixels at or below each level
-    mean = np.cumsum(p * np.arange(256))
-    between = (mean[-1] * weight - mean) ** 2 / np.maximum(weight * (1 - weight), 1e-12)
-    return int(np.argmax(between))
-
-
-def content_box(thumb: np.ndarray) -> tuple[float, float, float, float]:
-    """Fractions to cut (left, top, right, bottom) so that the frame fits the head.
-
-    The head is the pixels above the Otsu threshold. Each side leaves out :data:`BOX_QUANTILE`
-    of those pixels, so a stray bright speck or a thin frame line does not move the box.
-    """
-    mask = thumb > otsu_threshold(thumb)
-    if mask.sum() < 16:
-        return (0.0, 0.0, 0.0, 0.0)
-
-    def cuts(profile):
-        share = np.cumsum(profile) / profile.sum()
-        first = np.searchsorted(share, BOX_QUANTILE)
-        last = np.searchsorted(share, 1 - BOX_QUANTILE) + 1
-        return first / len(profile), 1 - last / len(profile)
-
-    left, right = cuts(mask.sum(0))
-    top, bottom = cuts(mask.sum(1))
-    return (left, top, right, bottom)
 
 
 @lru_cache(maxsize=16384)
