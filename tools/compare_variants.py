@@ -1,0 +1,111 @@
+"""Variants of one recipe side by side, chosen on validation, scored on every test set there is.
+
+    python tools/compare_variants.py runs/audit/files.csv \\
+        --variant standard runs/residual-cnn-128-official-seed* \\
+        --variant source-shift runs/augment-seed* --variant head-crop runs/headcrop-seed*
+
+Every run folder is a ``brainlab train --split official`` run (``metrics.json``, ``predictions.csv``,
+``run/history.csv``); ``RUN/external/metrics.json``, where present, is the same model scored on
+another dataset's images by ``brainlab evaluate --out RUN/external``. For each variant the table
+gives, as mean ± std over its runs (seeds): validation accuracy at the kept epoch (the epoch of
+lowest validation loss, the model that is scored), then official-test accuracy, split into the
+test images with and without a copy in Training (``files.csv`` of ``brainlab audit``), glioma
+recall on the images without one, and the external accuracy and glioma recall.
+
+The variant to prefer is chosen on validation accuracy alone and printed under the table; the
+test columns are read after the choice, never used for it.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from copy_breakdown import TESTING_SPLITS, breakdown  # noqa: E402
+from results_table import mean_std  # noqa: E402
+
+from brainlab import history  # noqa: E402
+
+COLUMNS = ("validation (kept epoch)", "official-test", "with a copy in Training", "no copy",
+           "no copy: glioma recall", "external", "external: glioma recall")
+
+
+def kept_validation_accuracy(run: Path) -> float:
+    """Validation accuracy at the epoch ``brainlab.train.fit`` kept (lowest validation loss)."""
+    path = run / "run" / "history.csv"
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist: is the run finished (a one-stage recipe such as residual-cnn)?")
+    with open(path, newline="") as f:
+        rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    monitor, mode = history.monitored()
+    return history.best_row(rows, monitor, mode)["val_accuracy"]
+
+
+def scores(run: Path, files: pd.DataFrame) -> dict[str, float | None]:
+    """One run's numbers, in the order of :data:`COLUMNS`."""
+    metrics = json.loads((run / "metrics.json").read_text())
+    if metrics.get("split") not in TESTING_SPLITS:
+        raise ValueError(f"{run} was evaluated on {metrics.get('split')}, not the Testing folder: "
+                         "compare runs made with --split official")
+    parts = breakdown(pd.read_csv(run / "predictions.csv"), files)
+    external_file = run / "external" / "metrics.json"
+    external = json.loads(external_file.read_text()) if external_file.is_file() else None
+    return dict(zip(COLUMNS, (
+        kept_validation_accuracy(run), metrics["accuracy"], parts["copy in Training"]["accuracy"],
+        parts["no copy"]["accuracy"], parts["no copy"]["recall"]["glioma_tumor"],
+        external["accuracy"] if external else None,
+        external["per_class"]["glioma_tumor"]["recall"] if external else None)))
+
+
+def settings_of(run: Path) -> dict:
+    settings = dict(json.loads((run / "metrics.json").read_text()).get("settings", {}))
+    settings.pop("seed", None)
+    return settings
+
+
+def table(variants: dict[str, list[dict]]) -> str:
+    lines = ["| variant | seeds | " + " | ".join(COLUMNS) + " |", "|" + "---|" * (2 + len(COLUMNS))]
+    for name, runs in variants.items():
+        lines.append(f"| {name} | {len(runs)} | " + " | ".join(mean_std(r[c] for r in runs) for c in COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+def chosen(variants: dict[str, list[dict]]) -> str:
+    """The variant with the highest mean validation accuracy."""
+    return max(variants, key=lambda v: statistics.mean(r[COLUMNS[0]] for r in variants[v]))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files_csv", help="files.csv written by `brainlab audit` on the same dataset folder")
+    parser.add_argument("--variant", nargs="+", action="append", required=True, metavar=("NAME", "RUN"),
+                        help="a name, then the run folders of that variant (one per seed)")
+    args = parser.parse_args(argv)
+    if not Path(args.files_csv).is_file():
+        sys.exit(f"{args.files_csv} does not exist: run `brainlab audit --data DATA --out DIR` and pass DIR/files.csv")
+    files = pd.read_csv(args.files_csv)
+    variants = {}
+    for name, *runs in args.variant:
+        if not runs:
+            sys.exit(f"--variant {name}: give its run folders after the name")
+        folders = [Path(r) for r in runs]
+        settings = [settings_of(f) for f in folders]
+        if any(s != settings[0] for s in settings):
+            sys.exit(f"--variant {name}: its runs differ in more than the seed; a variant is one command, several seeds")
+        try:
+            variants[name] = [scores(f, files) for f in folders]
+        except (OSError, ValueError, KeyError) as exc:
+            sys.exit(f"--variant {name}: {exc}")
+    print(table(variants))
+    print(f"\nChosen on validation accuracy: {chosen(variants)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
