@@ -274,8 +274,14 @@ def load_splits(root=None, image_size: int = 128, channels: int = 3, val_fractio
     training = _load_split("Training", root, protocol_name, image_size, channels, progress, cache, spec, crop)
     testing = _load_split("Testing", root, protocol_name, image_size, channels, progress, cache, spec, crop)
     positions = np.arange(len(training))
-    train_idx, val_idx = train_test_split(positions, test_size=val_fraction, random_state=seed,
-                                          stratify=training.labels)
+    try:
+        train_idx, val_idx = train_test_split(positions, test_size=val_fraction, random_state=seed,
+                                              stratify=training.labels)
+    except ValueError as exc:  # too few images for a stratified validation part
+        counts = ", ".join(f"{c}: {n}" for c, n in training.class_counts().items())
+        raise BrainlabError(f"{root}/Training is too small to set {val_fraction:.0%} of it aside for validation with "
+                            f"every class in both parts ({counts}; {exc}). Add images, or use the bundled "
+                            "sample (quick mode).") from exc
     return Splits(training.subset(np.sort(train_idx), f"{protocol_name}-train"),
                   training.subset(np.sort(val_idx), f"{protocol_name}-val"), testing)
 

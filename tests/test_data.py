@@ -336,3 +336,9 @@ def test_the_same_files_under_another_root_are_not_taken_from_the_cache_with_wro
     assert testing.paths == [p.removeprefix("Testing/") for p in splits.test.paths]
     assert all((testing.root / p).is_file() for p in testing.paths)
     assert np.array_equal(testing.images, splits.test.images)
+
+
+def test_a_training_split_too_small_to_validate_on_is_refused_with_its_counts(tmp_path):
+    root = make_dataset(tmp_path / "data", per_class=2)
+    with pytest.raises(BrainlabError, match=r"Training is too small to set 15% of it aside .*glioma_tumor: 2"):
+        data.load_splits(root, 32, 1, progress=False)
