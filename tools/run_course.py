@@ -30,6 +30,7 @@ import platform
 import re
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from dataclasses import dataclass, field
@@ -358,24 +359,21 @@ def merge(table_path: Path, runs: list[Run], machine: dict) -> dict:
 
 def render(table: dict) -> str:
     """``docs/course-runs.md``: one section per machine, one row per notebook and mode."""
-    lines = ["# How long the course takes",
-             "",
-             "Each notebook run top to bottom in a fresh kernel by `python3 tasks.py course` (quick mode: the bundled "
+    intro = ("Each notebook run top to bottom in a fresh kernel by `python3 tasks.py course` (quick mode: the bundled "
              "sample) or `python3 tasks.py course --full --data DIR` (the full dataset). Wall time is the whole "
              "notebook, kernel start included; peak memory is the kernel's largest resident set. Headline numbers "
              "are what the notebook printed with `brainlab.course.headline`; a row whose ResNet50 started from "
-             "random weights (no ImageNet weights on that machine) measures time only.",
-             "",
-             "Written by tools/run_course.py from course-runs.json beside this file; edit neither by hand.",
-             ""]
+             "random weights (no ImageNet weights on that machine) measures time only.")
+    lines = ["# How long the course takes", "", textwrap.fill(intro, 110), "",
+             "Written by tools/run_course.py from course-runs.json beside this file; edit neither by hand.", ""]
     for name, info in table["machines"].items():
         rows = [r for r in table["rows"] if r["machine"] == name]
         if not rows:
             continue
         lines += [f"## {info['cpu']}",
                   "",
-                  f"{info['cores']} logical cores, GPU: {info['gpu']}; Python {info['python']}, TensorFlow "
-                  f"{info['tensorflow']}, Keras {info['keras']}; last run {info['date']}.",
+                  textwrap.fill(f"{info['cores']} logical cores, GPU: {info['gpu']}; Python {info['python']}, "
+                                f"TensorFlow {info['tensorflow']}, Keras {info['keras']}; last run {info['date']}.", 110),
                   "",
                   "| notebook | mode | wall time | peak memory | status | headline numbers | date |",
                   "|---|---|---:|---:|---|---|---|"]
@@ -384,6 +382,8 @@ def render(table: dict) -> str:
             lines.append(f"| {r['notebook']} | {r['mode']} | {r['seconds']:.0f} s ({r['seconds'] / 60:.1f} min) | "
                          f"{r['peak_gib']:.1f} GiB | {r['status']} | {numbers.replace('|', '/')} | {r['date']} |")
         lines.append("")
+    if not table["rows"]:
+        lines += ["No runs yet: `python3 tasks.py course` adds them.", ""]
     return "\n".join(lines)
 
 
