@@ -25,13 +25,15 @@ run_course = sys.modules["run_course"] = importlib.util.module_from_spec(spec)  
 spec.loader.exec_module(run_course)
 
 
-def write_notebook(path: Path, *sources: str, tags: dict | None = None) -> Path:
+def write_notebook(path: Path, *sources: str, tags: dict | None = None, outputs: dict | None = None) -> Path:
     cells = [new_markdown_cell("# A notebook")]
     for i, source in enumerate(sources):
         cell = new_code_cell(source)
         cell.id = f"cell{i}"
         if tags and i in tags:
             cell.metadata["tags"] = tags[i]
+        if outputs and i in outputs:
+            cell.outputs, cell.execution_count = [nbformat.v4.new_output("stream", name="stdout", text=outputs[i])], 1
         cells.append(cell)
     nb = new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -43,7 +45,9 @@ GOOD = ("from brainlab import course\n"
         "course.headline(accuracy=0.74321, split='official-test', glioma_recall=0.6)",
         "import os, time\ntime.sleep(float(os.environ.get('NAP', 0.2)))\nprint('quick', os.environ['BRAINLAB_QUICK'], 'cwd', os.getcwd())",
         "print('shown only while running')",
-        "block = b'x' * (128 * 2**20)  # 128 MB, written: the peak is plainly above a bare kernel's\nprint(len(block))")
+        "block = b'x' * (128 * 2**20)  # 128 MB, written: the peak is plainly above a bare kernel's\nprint(len(block))",
+        "# NBVAL_CHECK_OUTPUT\nprint('quick mode:', os.environ['BRAINLAB_QUICK'])")
+COMPARED = "quick mode: 0\n"  # as if recorded in another mode: nbval compares it, so --record keeps it
 BAD = ("print('first')", "x = 1", "raise KeyError('no such thing')", "print('never reached')")
 
 
@@ -58,7 +62,7 @@ def tool(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 def course_runs(tmp_path_factory):
     """Two notebooks run once (one fails), then the good one again with --record."""
     folder = tmp_path_factory.mktemp("course")
-    good = write_notebook(folder / "01_good.ipynb", *GOOD, tags={2: [run_course.NO_OUTPUT_TAG]})
+    good = write_notebook(folder / "01_good.ipynb", *GOOD, tags={2: [run_course.NO_OUTPUT_TAG]}, outputs={4: COMPARED})
     bad = write_notebook(folder / "02_bad.ipynb", *BAD)
     out = folder / "docs"
     first = tool(str(good), str(bad), "--out-dir", str(out))
@@ -127,13 +131,36 @@ def test_record_writes_outputs_stamped_with_their_source(course_runs):
     assert nb.metadata["brainlab"]["recorded"]["mode"] == "quick"
     assert nb.metadata["brainlab"]["recorded"]["machine"] in course_runs["table"]["machines"]
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
-    assert [c.id for c in code] == ["cell0", "cell1", "cell2", "cell3"], "cell ids are kept"
+    assert [c.id for c in code] == ["cell0", "cell1", "cell2", "cell3", "cell4"], "cell ids are kept"
     assert code[0].outputs[0]["text"].startswith("Headline: accuracy=0.743")
     assert f"quick 1 cwd {course_runs['folder']}" in code[1].outputs[0]["text"], "quick mode, in its own folder"
     assert code[2].outputs == [] and code[2].execution_count is None, "a no-recorded-output cell keeps no output"
+    assert code[4].outputs[0]["text"] == COMPARED, "an output nbval compares is not replaced by another mode's"
+    assert "cell 6 (# NBVAL_CHECK_OUTPUT) printed something else in quick mode" in course_runs["second"].stdout
     for cell in code:
         assert cell.metadata["brainlab"]["source_sha"] == run_course.source_sha(cell.source)
     assert run_course.output_problems(course_runs["good"]) == []
+
+
+def test_images_are_re_encoded_smaller_until_the_notebook_fits(tmp_path):
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    cell = new_code_cell("plot()")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": base64.b64encode(buffer.getvalue()).decode(),
+                                                                 "text/plain": "<Figure>"})]
+    nb = new_notebook(cells=[cell])
+    before = len(course.notebook_bytes(nb))
+    after = run_course.shrink_images(nb, limit=before // 3)
+    assert after <= before // 3 and after == len(course.notebook_bytes(nb)), (before, after)
+    image = Image.open(io.BytesIO(base64.b64decode(nb.cells[0].outputs[0]["data"]["image/png"])))
+    assert image.size[0] >= 200 and image.size[1] >= 150, "still a readable figure"
 
 
 def test_staleness_check_notices_a_changed_cell_and_misplaced_outputs(course_runs, tmp_path):
@@ -185,3 +212,13 @@ def test_full_mode_needs_the_dataset_and_names_are_checked(tmp_path):
     assert done.returncode != 0 and "'99' names no notebook" in done.stderr
     assert run_course.select(["03"])[0].name.startswith("03_") and len(run_course.select([])) >= 10
     assert not (tmp_path / "course-runs.json").exists()
+
+
+def test_recorded_text_names_no_folder_of_this_machine(tmp_path):
+    data = tmp_path / "dataset"
+    outputs = [nbformat.v4.new_output("stream", name="stdout",
+                                      text=f"{data}/Training/glioma_tumor/1.jpg\n{run_course.ROOT}/runs/03 holds it\n"),
+               nbformat.v4.new_output("execute_result", data={"text/plain": f"PosixPath('{Path.home()}/.cache/x')"})]
+    run_course.portable(outputs, str(data))
+    assert outputs[0]["text"] == "$BRAINLAB_DATA/Training/glioma_tumor/1.jpg\n../runs/03 holds it\n"
+    assert outputs[1]["data"]["text/plain"] == "PosixPath('~/.cache/x')"

@@ -286,7 +286,28 @@ def _text(outputs) -> str:
     return "".join(out.get("text", "") for out in outputs if out.get("output_type") == "stream")
 
 
-def record(path: Path, run: Run, machine: str) -> list[str]:
+def portable(outputs, data: str | None = None) -> None:
+    """Replace this machine's folders in printed text by what a reader has: the dataset by ``$BRAINLAB_DATA``,
+    the course folder by ``..`` (the notebooks run in notebooks/), the home folder by ``~``."""
+    places = {str(Path(data).resolve()): "$BRAINLAB_DATA"} if data else {}
+    places.update({str(ROOT): "..", str(Path.home()): "~"})
+    order = sorted((k for k in places if len(k) > 1), key=len, reverse=True)  # the innermost folder first
+
+    def fix(text):
+        joined = "".join(text) if isinstance(text, list) else text
+        for folder in order:
+            joined = joined.replace(folder, places[folder])
+        return joined
+
+    for out in outputs:
+        if "text" in out:
+            out["text"] = fix(out["text"])
+        for mime in ("text/plain", "text/html", "text/markdown"):
+            if mime in out.get("data", {}):
+                out["data"][mime] = fix(out["data"][mime])
+
+
+def record(path: Path, run: Run, machine: str, data: str | None = None) -> list[str]:
     """Write ``run``'s outputs into the notebook at ``path``, every code cell stamped; notes for the person."""
     from brainlab.course import notebook_bytes
 
@@ -306,6 +327,7 @@ def record(path: Path, run: Run, machine: str) -> list[str]:
                    or out.get("text", "").strip()]
         for out in outputs:  # a widget cannot be drawn from a file: keep its plain-text stand-in
             out.get("data", {}).pop("application/vnd.jupyter.widget-view+json", None)
+        portable(outputs, data)
         kept_check = (CHECK_OUTPUT in cell.source and cell.outputs and _text(cell.outputs) != _text(outputs)
                       and cell.metadata.get("brainlab", {}).get("source_sha") in (None, source_sha(cell.source)))
         if NO_OUTPUT_TAG in cell.metadata.get("tags", []):
@@ -457,7 +479,7 @@ def main(argv=None) -> int:
               + "".join(f"\n[course]   Headline: {line}" for line in run.headlines), flush=True)
         if args.record:
             if run.ok:
-                for note in record(path, run, machine_name(machine)):
+                for note in record(path, run, machine_name(machine), env.get("BRAINLAB_DATA")):
                     print(f"[course]   {path.name}: {note}", flush=True)
                 print(f"[course]   outputs recorded in {path}", flush=True)
             else:
