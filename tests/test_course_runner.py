@@ -222,3 +222,26 @@ def test_recorded_text_names_no_folder_of_this_machine(tmp_path):
     run_course.portable(outputs, str(data))
     assert outputs[0]["text"] == "$BRAINLAB_DATA/Training/glioma_tumor/1.jpg\n../runs/03 holds it\n"
     assert outputs[1]["data"]["text/plain"] == "PosixPath('~/.cache/x')"
+
+
+def test_tasks_course_runs_the_tool_in_the_environment_with_its_arguments(monkeypatch):
+    spec = importlib.util.spec_from_file_location("tasks", REPO / "tasks.py")
+    tasks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tasks)
+    calls = []
+    monkeypatch.setattr(tasks, "ensure_env", lambda extras: calls.append(("ensure_env", extras)))
+    monkeypatch.setattr(tasks, "run", lambda cmd: calls.append(("run", cmd)) or 7)
+    assert tasks.JOBS["course"](["--full", "--data", "d", "03"]) == 7
+    assert calls == [("ensure_env", "test"),
+                     ("run", [str(tasks.PY), str(REPO / "tools" / "run_course.py"), "--full", "--data", "d", "03"])]
+    assert "python3 tasks.py course [--full] [--data DIR] [--timeout S]" in tasks.__doc__
+
+
+def test_a_cell_over_the_timeout_fails_its_notebook_and_long_cells_report_progress(tmp_path):
+    slow = write_notebook(tmp_path / "03_slow.ipynb", "x = 1", "import time\ntime.sleep(30)")
+    done = tool(str(slow), "--timeout", "3", "--progress-every", "1", "--out-dir", str(tmp_path / "docs"))
+    assert done.returncode == 1
+    assert "failed: timeout after 3 s in cell 3" in done.stdout, done.stdout
+    assert "[course]   03_slow: cell 3 of 3, " in done.stdout, "a line while a long cell runs"
+    row = json.loads((tmp_path / "docs" / "course-runs.json").read_text())["rows"][0]
+    assert 3 <= row["seconds"] < 25, row
