@@ -208,6 +208,8 @@ def test_full_mode_needs_the_dataset_and_names_are_checked(tmp_path):
     assert done.returncode == 2 and "pass --data DIR" in done.stderr
     done = tool("--full", "--data", str(tmp_path), "--out-dir", str(tmp_path))
     assert done.returncode == 2 and "no Training/ folder" in done.stderr
+    done = tool(str(REPO / "solutions" / "03_first_cnn.ipynb"), "--record", "--out-dir", str(tmp_path))
+    assert done.returncode == 2 and "notebooks/ only" in done.stderr
     done = tool("99", "--out-dir", str(tmp_path))
     assert done.returncode != 0 and "'99' names no notebook" in done.stderr
     assert run_course.select(["03"])[0].name.startswith("03_") and len(run_course.select([])) >= 10

@@ -312,19 +312,18 @@ def record(path: Path, run: Run, machine: str, data: str | None = None) -> list[
     from brainlab.course import notebook_bytes
 
     nb = nbformat.read(path, as_version=4)
-    executed = {cell.get("id"): cell for cell in run.executed.cells}
+    executed = {cell.get("id") or number: cell for number, cell in enumerate(run.executed.cells, start=1)}
     notes = []
     for number, cell in enumerate(nb.cells, start=1):
         if cell.cell_type != "code":
             continue
-        new = executed.get(cell.get("id"))
+        new = executed.get(cell.get("id") or number)  # cells are matched by id (by place in an old notebook)
         if new is None or new.source != cell.source:
             notes.append(f"cell {number} changed while the notebook ran: its output was not recorded")
             cell.outputs, cell.execution_count = [], None
             cell.metadata.get("brainlab", {}).pop("source_sha", None)
             continue
-        outputs = [out for out in new.outputs if out.get("output_type") != "stream" or out.get("name") != "stderr"
-                   or out.get("text", "").strip()]
+        outputs = list(new.outputs)
         for out in outputs:  # a widget cannot be drawn from a file: keep its plain-text stand-in
             out.get("data", {}).pop("application/vnd.jupyter.widget-view+json", None)
         portable(outputs, data)
@@ -451,6 +450,10 @@ def main(argv=None) -> int:
     paths = select(args.notebooks)
     if args.stamp:
         return stamp_existing(paths)
+    if args.record and any(path.parent.name in ("solutions", "exercises") for path in paths):
+        print("[course] --record writes outputs into notebooks/ only: solutions/ and exercises/ are committed "
+              "without outputs.", file=sys.stderr)
+        return 2
     if args.timeout is not None and args.timeout <= 0:
         print(f"[course] --timeout {args.timeout:g}: give a number of seconds above 0.", file=sys.stderr)
         return 2
