@@ -7,11 +7,16 @@
     python3 tasks.py wheel   # build dist/brainlab-<version>-py3-none-any.whl (to install on Colab by hand)
     python3 tasks.py floors  # the lowest TensorFlow and Keras pyproject.toml allows, in .venv-floors,
                              # with the fast tests (a TensorFlow download: about 600 MB, some minutes)
+    python3 tasks.py course [--full] [--data DIR] [--timeout S] [--record] [NOTEBOOK ...]
+                             # run the course's notebooks, each in a fresh kernel (quick mode unless --full),
+                             # and record their times, peak memory and headline numbers in docs/course-runs.md
 
 The virtual environment lives in ``.venv`` next to this file (``BRAINLAB_VENV`` moves it).
 Installing is skipped when the environment already matches ``pyproject.toml``.
 Extra arguments after the job name go to the command it runs (pytest, jupyter lab).
 ``lab --dry-run`` only prints the command it would run; ``wheel --out DIR`` builds into DIR.
+``course`` runs tools/run_course.py in the environment (``course --help`` lists its options): NOTEBOOK is
+``03``, a file name or a path; ``--record`` writes the outputs into the notebooks.
 """
 from __future__ import annotations
 
@@ -144,6 +149,12 @@ def test(args: list[str]) -> int:
     return run([str(PY), "-m", "pytest", *env_args])
 
 
+def course(args: list[str]) -> int:
+    """The course's notebooks run one by one (nbclient lives in .venv, so tools/run_course.py runs there)."""
+    ensure_env("test")
+    return run([str(PY), str(ROOT / "tools" / "run_course.py"), *args])
+
+
 FLOORED = ("tensorflow", "keras")  # the dependencies whose lowest allowed version is tried
 # Fast tests that exercise TensorFlow and Keras: models, training (checkpoints, resume), evaluation, data.
 FLOOR_TESTS = ["tests/test_models.py", "tests/test_train.py", "tests/test_evaluate.py", "tests/test_data.py",
@@ -184,7 +195,7 @@ def floors(args: list[str]) -> int:
     return rc or run([str(py), "-m", "pytest", "-q", *(args or FLOOR_TESTS)])
 
 
-JOBS = {"lab": lab, "demo": demo, "test": test, "wheel": wheel, "floors": floors}
+JOBS = {"lab": lab, "demo": demo, "test": test, "wheel": wheel, "floors": floors, "course": course}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in JOBS:

@@ -21,9 +21,8 @@ import re
 import subprocess
 import sys
 from dataclasses import dataclass
+from numbers import Integral, Real
 from pathlib import Path
-
-import nbformat
 
 from brainlab.errors import BrainlabError
 
@@ -44,7 +43,7 @@ _SETTING_LINE = re.compile(r'^(?P<name>REPOSITORY|REF) = "(?P<value>[^"]*)"$', f
 
 __all__ = ["REPOSITORY", "REF", "FOLDERS", "CourseSettingError", "Change", "check_setting", "colab_url", "badge",
            "install_spec", "rewrite_notebook", "notebook_bytes", "read_setting", "write_setting", "apply", "add_arguments",
-           "run", "main"]
+           "run", "main", "headline"]
 
 
 class CourseSettingError(BrainlabError):
@@ -142,6 +141,8 @@ def rewrite_notebook(nb, own_path: str, repository: str = REPOSITORY, ref: str =
 
 def notebook_bytes(nb) -> bytes:
     """A notebook as Jupyter writes it (sorted keys, one-space indent), ending in a newline."""
+    import nbformat  # here, not at the top: a notebook that imports this module for headline() may lack it
+
     text = nbformat.writes(nb, version=4)
     return (text if text.endswith("\n") else text + "\n").encode("utf-8")
 
@@ -184,6 +185,8 @@ def apply(root: Path, repository: str, ref: str, check: bool = False) -> list[Ch
 
     With ``check`` nothing is written; either way the list of lines that differ(ed) is returned.
     """
+    import nbformat
+
     root = Path(root)
     changes = []
     for folder in FOLDERS:
@@ -213,6 +216,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     """Rewrite the setting and the notebooks (or with ``--check`` only compare); the exit status."""
+    import nbformat
+
     root = Path(args.root)
     course_file = root / "brainlab" / "course.py"
     try:
@@ -243,6 +248,29 @@ def run(args) -> int:
     else:
         print(f"{len(changes)} line(s) changed; every badge and install line now points at {where}.")
     return 0
+
+
+def headline(**numbers) -> None:
+    """Print a notebook's key numbers on one line, ``Headline: accuracy=0.743 split=official-test``.
+
+    ``python3 tasks.py course`` collects these lines into its table of course runs
+    (docs/course-runs.md). Each keyword is a name; floats are shown with 3 decimals, other
+    values as they are. A run from random ResNet50 weights says so with
+    ``weights="random-start (timing only)"``, and the table then shows its time, not its numbers.
+    """
+    if not numbers:
+        raise ValueError("headline() needs at least one number, e.g. headline(accuracy=0.74, split='official-test')")
+    parts = []
+    for key, value in numbers.items():
+        if not key.isidentifier():
+            raise ValueError(f"headline(): {key!r} is not a name; use letters, digits and _ (glioma_recall=0.62)")
+        if isinstance(value, Real) and not isinstance(value, Integral):
+            value = f"{float(value):.3f}"
+        text = str(value)
+        if "\n" in text:
+            raise ValueError(f"headline({key}=...): the value must fit on one line, not {text!r}")
+        parts.append(f"{key}={text}")
+    print("Headline: " + " ".join(parts))
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,249 @@
+"""tools/run_course.py (``python3 tasks.py course``): runs notebooks in fresh kernels, times them, keeps a table.
+
+The notebooks here are tiny ones written for the test; each run starts a real kernel (a second or
+a few), so the runs are shared between tests where they can be.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from brainlab import course
+
+REPO = Path(__file__).resolve().parents[1]
+TOOL = REPO / "tools" / "run_course.py"
+spec = importlib.util.spec_from_file_location("run_course", TOOL)
+run_course = sys.modules["run_course"] = importlib.util.module_from_spec(spec)  # dataclasses look it up there
+spec.loader.exec_module(run_course)
+
+
+def write_notebook(path: Path, *sources: str, tags: dict | None = None, outputs: dict | None = None) -> Path:
+    cells = [new_markdown_cell("# A notebook")]
+    for i, source in enumerate(sources):
+        cell = new_code_cell(source)
+        cell.id = f"cell{i}"
+        if tags and i in tags:
+            cell.metadata["tags"] = tags[i]
+        if outputs and i in outputs:
+            cell.outputs, cell.execution_count = [nbformat.v4.new_output("stream", name="stdout", text=outputs[i])], 1
+        cells.append(cell)
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+GOOD = ("from brainlab import course\n"
+        "course.headline(accuracy=0.74321, split='official-test', glioma_recall=0.6)",
+        "import os, time\ntime.sleep(float(os.environ.get('NAP', 0.2)))\nprint('quick', os.environ['BRAINLAB_QUICK'], 'cwd', os.getcwd())",
+        "print('shown only while running')",
+        "block = b'x' * (128 * 2**20)  # 128 MB, written: the peak is plainly above a bare kernel's\nprint(len(block))",
+        "# NBVAL_CHECK_OUTPUT\nprint('quick mode:', os.environ['BRAINLAB_QUICK'])")
+COMPARED = "quick mode: 0\n"  # as if recorded in another mode: nbval compares it, so --record keeps it
+BAD = ("print('first')", "x = 1", "raise KeyError('no such thing')", "print('never reached')")
+
+
+def tool(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+                   **(env or {})}
+    return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True, timeout=300,
+                          env=environment, cwd=REPO)
+
+
+@pytest.fixture(scope="module")
+def course_runs(tmp_path_factory):
+    """Two notebooks run once (one fails), then the good one again with --record."""
+    folder = tmp_path_factory.mktemp("course")
+    good = write_notebook(folder / "01_good.ipynb", *GOOD, tags={2: [run_course.NO_OUTPUT_TAG]}, outputs={4: COMPARED})
+    bad = write_notebook(folder / "02_bad.ipynb", *BAD)
+    out = folder / "docs"
+    first = tool(str(good), str(bad), "--out-dir", str(out))
+    table_after_first = json.loads((out / "course-runs.json").read_text())
+    second = tool(str(good), "--record", "--out-dir", str(out), env={"NAP": "1.5"})  # the kernel gets the environment
+    return {"folder": folder, "good": good, "bad": bad, "out": out, "first": first, "second": second,
+            "table_after_first": table_after_first, "table": json.loads((out / "course-runs.json").read_text())}
+
+
+def rows_by_notebook(table):
+    return {row["notebook"]: row for row in table["rows"]}
+
+
+def test_headline_prints_one_line_of_names_and_values(capsys):
+    assert course.headline(accuracy=0.74321, split="official-test", images=394, weights="random-start (timing only)") is None
+    assert capsys.readouterr().out == ("Headline: accuracy=0.743 split=official-test images=394 "
+                                       "weights=random-start (timing only)\n")
+    with pytest.raises(ValueError, match="at least one"):
+        course.headline()
+    with pytest.raises(ValueError, match="one line"):
+        course.headline(note="two\nlines")
+
+
+def test_a_good_and_a_failing_notebook_make_two_rows_and_a_failing_exit_status(course_runs):
+    first = course_runs["first"]
+    assert first.returncode == 1, first.stdout + first.stderr
+    rows = rows_by_notebook(course_runs["table_after_first"])
+    assert set(rows) == {"01_good", "02_bad"}
+    good, bad = rows["01_good"], rows["02_bad"]
+    assert good["status"] == "ok" and good["mode"] == "quick"
+    assert good["headlines"] == ["accuracy=0.743 split=official-test glioma_recall=0.600"]
+    assert good["seconds"] > 0.2 and good["peak_gib"] > 0.125, good
+    assert bad["status"] == "failed: KeyError in cell 4", bad  # the markdown title is cell 1
+    assert bad["headlines"] == [] and bad["seconds"] > 0
+    assert "[course] 01_good ... " in first.stdout and ", ok" in first.stdout
+    assert "[course] 02_bad ... " in first.stdout and "failed: KeyError in cell 4" in first.stdout
+    assert "quick 1 cwd" not in first.stdout, "the notebook's own output stays in the notebook"
+
+
+def test_rerunning_one_notebook_updates_its_row_and_keeps_the_others(course_runs):
+    assert course_runs["second"].returncode == 0, course_runs["second"].stdout + course_runs["second"].stderr
+    before, after = rows_by_notebook(course_runs["table_after_first"]), rows_by_notebook(course_runs["table"])
+    assert set(after) == {"01_good", "02_bad"} and len(course_runs["table"]["rows"]) == 2
+    assert after["02_bad"] == before["02_bad"]
+    assert after["01_good"]["seconds"] > before["01_good"]["seconds"] + 1  # the new measurement
+    machine = after["01_good"]["machine"]
+    info = course_runs["table"]["machines"][machine]
+    assert info["cores"] == os.cpu_count() and info["python"] == ".".join(map(str, sys.version_info[:3]))
+    assert info["tensorflow"] and info["keras"] and info["gpu"]
+
+
+def test_the_markdown_table_is_rendered_from_the_json(course_runs):
+    text = (course_runs["out"] / "course-runs.md").read_text()
+    table = course_runs["table"]
+    info = next(iter(table["machines"].values()))
+    assert f"## {info['cpu']}" in text
+    assert f"TensorFlow {info['tensorflow']}, Keras {info['keras']}" in " ".join(text.split())  # a wrapped line
+    good = rows_by_notebook(table)["01_good"]
+    assert (f"| 01_good | quick | {good['seconds']:.0f} s ({good['seconds'] / 60:.1f} min) | {good['peak_gib']:.1f} GiB "
+            "| ok | accuracy=0.743 split=official-test glioma_recall=0.600 |") in text
+    assert "| 02_bad | quick |" in text and "| failed: KeyError in cell 4 | none |" in text
+
+
+def test_record_writes_outputs_stamped_with_their_source(course_runs):
+    nb = nbformat.read(course_runs["good"], as_version=4)
+    assert nb.metadata["brainlab"]["recorded"]["mode"] == "quick"
+    assert nb.metadata["brainlab"]["recorded"]["machine"] in course_runs["table"]["machines"]
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    assert [c.id for c in code] == ["cell0", "cell1", "cell2", "cell3", "cell4"], "cell ids are kept"
+    assert code[0].outputs[0]["text"].startswith("Headline: accuracy=0.743")
+    assert f"quick 1 cwd {course_runs['folder']}" in code[1].outputs[0]["text"], "quick mode, in its own folder"
+    assert code[2].outputs == [] and code[2].execution_count is None, "a no-recorded-output cell keeps no output"
+    assert code[4].outputs[0]["text"] == COMPARED, "an output nbval compares is not replaced by another mode's"
+    assert "cell 6 (# NBVAL_CHECK_OUTPUT) printed something else in quick mode" in course_runs["second"].stdout
+    for cell in code:
+        assert cell.metadata["brainlab"]["source_sha"] == run_course.source_sha(cell.source)
+    assert run_course.output_problems(course_runs["good"]) == []
+
+
+def test_images_are_re_encoded_smaller_until_the_notebook_fits(tmp_path):
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    cell = new_code_cell("plot()")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": base64.b64encode(buffer.getvalue()).decode(),
+                                                                 "text/plain": "<Figure>"})]
+    nb = new_notebook(cells=[cell])
+    before = len(course.notebook_bytes(nb))
+    after = run_course.shrink_images(nb, limit=before // 3)
+    assert after <= before // 3 and after == len(course.notebook_bytes(nb)), (before, after)
+    image = Image.open(io.BytesIO(base64.b64decode(nb.cells[0].outputs[0]["data"]["image/png"])))
+    assert image.size[0] >= 200 and image.size[1] >= 150, "still a readable figure"
+
+
+def test_staleness_check_notices_a_changed_cell_and_misplaced_outputs(course_runs, tmp_path):
+    nb = nbformat.read(course_runs["good"], as_version=4)
+    nb.cells[2].source += "\nprint('changed after the run')"
+    nb.cells[3].outputs = [nbformat.v4.new_output("stream", name="stdout", text="an old output\n")]  # tagged cell
+    nb.cells[4].metadata.pop("brainlab")  # an output without a stamp
+    changed = tmp_path / "changed.ipynb"
+    nbformat.write(nb, changed)
+    problems = run_course.output_problems(changed)
+    assert len(problems) == 3, problems
+    assert problems[0].startswith("cell 3 was changed after its outputs were recorded")
+    assert problems[1].startswith(f"cell 4 is tagged {run_course.NO_OUTPUT_TAG} but has outputs")
+    assert problems[2].startswith("cell 5 has outputs but no source stamp")
+    assert run_course.output_problems(course_runs["good"], outputs_allowed=False)[0].startswith("cell 2 has outputs")
+    # --stamp stamps what is there (the tagged cell's output stays a problem)
+    assert tool(str(changed), "--stamp").returncode == 0
+    assert run_course.output_problems(changed) == [problems[1]]
+
+
+def test_a_failed_notebook_is_not_recorded(tmp_path):
+    bad = write_notebook(tmp_path / "02_bad.ipynb", *BAD)
+    before = bad.read_bytes()
+    done = tool(str(bad), "--record", "--out-dir", str(tmp_path / "docs"))
+    assert done.returncode == 1 and "its outputs were not recorded" in done.stdout
+    assert bad.read_bytes() == before
+
+
+def test_random_start_rows_show_their_time_not_their_numbers(tmp_path):
+    table = {"machines": {}, "rows": []}
+    (tmp_path / "course-runs.json").write_text(json.dumps(table))
+    runs = [run_course.Run("05_transfer_learning", "full", 600.0, 3 * 2**30, "ok",
+                           ["val_accuracy=0.412 split=official-val weights=random-start (timing only)"]),
+            run_course.Run("03_first_cnn", "full", 412.0, 2**30, "ok", ["accuracy=0.743 split=official-test"])]
+    info = {"cpu": "Some CPU", "cores": 2, "gpu": "none", "python": "3.11", "tensorflow": "2.21", "keras": "3.15",
+            "date": "2026-01-01"}
+    text = run_course.render(run_course.merge(tmp_path / "course-runs.json", runs, info))
+    row = next(line for line in text.splitlines() if line.startswith("| 05_transfer_learning"))
+    assert run_course.TIMING_ONLY in row and "0.412" not in text and "| 600 s (10.0 min) | 3.0 GiB |" in row
+    assert "accuracy=0.743" in text
+
+
+def test_full_mode_needs_the_dataset_and_names_are_checked(tmp_path):
+    done = tool("--full", "--out-dir", str(tmp_path), env={"BRAINLAB_DATA": ""})
+    assert done.returncode == 2 and "pass --data DIR" in done.stderr
+    done = tool("--full", "--data", str(tmp_path), "--out-dir", str(tmp_path))
+    assert done.returncode == 2 and "no Training/ folder" in done.stderr
+    done = tool(str(REPO / "solutions" / "03_first_cnn.ipynb"), "--record", "--out-dir", str(tmp_path))
+    assert done.returncode == 2 and "notebooks/ only" in done.stderr
+    done = tool("99", "--out-dir", str(tmp_path))
+    assert done.returncode != 0 and "'99' names no notebook" in done.stderr
+    assert run_course.select(["03"])[0].name.startswith("03_") and len(run_course.select([])) >= 10
+    assert not (tmp_path / "course-runs.json").exists()
+
+
+def test_recorded_text_names_no_folder_of_this_machine(tmp_path):
+    data = tmp_path / "dataset"
+    outputs = [nbformat.v4.new_output("stream", name="stdout",
+                                      text=f"{data}/Training/glioma_tumor/1.jpg\n{run_course.ROOT}/runs/03 holds it\n"),
+               nbformat.v4.new_output("execute_result", data={"text/plain": f"PosixPath('{Path.home()}/.cache/x')"})]
+    run_course.portable(outputs, str(data))
+    assert outputs[0]["text"] == "$BRAINLAB_DATA/Training/glioma_tumor/1.jpg\n../runs/03 holds it\n"
+    assert outputs[1]["data"]["text/plain"] == "PosixPath('~/.cache/x')"
+
+
+def test_tasks_course_runs_the_tool_in_the_environment_with_its_arguments(monkeypatch):
+    spec = importlib.util.spec_from_file_location("tasks", REPO / "tasks.py")
+    tasks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tasks)
+    calls = []
+    monkeypatch.setattr(tasks, "ensure_env", lambda extras: calls.append(("ensure_env", extras)))
+    monkeypatch.setattr(tasks, "run", lambda cmd: calls.append(("run", cmd)) or 7)
+    assert tasks.JOBS["course"](["--full", "--data", "d", "03"]) == 7
+    assert calls == [("ensure_env", "test"),
+                     ("run", [str(tasks.PY), str(REPO / "tools" / "run_course.py"), "--full", "--data", "d", "03"])]
+    assert "python3 tasks.py course [--full] [--data DIR] [--timeout S]" in tasks.__doc__
+
+
+def test_a_cell_over_the_timeout_fails_its_notebook_and_long_cells_report_progress(tmp_path):
+    slow = write_notebook(tmp_path / "03_slow.ipynb", "x = 1", "import time\ntime.sleep(30)")
+    done = tool(str(slow), "--timeout", "3", "--progress-every", "1", "--out-dir", str(tmp_path / "docs"))
+    assert done.returncode == 1
+    assert "failed: timeout after 3 s in cell 3" in done.stdout, done.stdout
+    assert "[course]   03_slow: cell 3 of 3, " in done.stdout, "a line while a long cell runs"
+    row = json.loads((tmp_path / "docs" / "course-runs.json").read_text())["rows"][0]
+    assert 3 <= row["seconds"] < 25, row

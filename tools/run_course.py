@@ -1,0 +1,500 @@
+"""Run the course's notebooks top to bottom, each in a fresh kernel, and keep a table of how long they took.
+
+    python3 tasks.py course                       # every notebooks/NN_*.ipynb, quick mode
+    python3 tasks.py course --full --data DIR 03  # notebook 03 in full mode on the dataset in DIR
+    python3 tasks.py course --full --record 06    # ... and keep its outputs in notebooks/06_*.ipynb
+    .venv/bin/python tools/run_course.py --stamp  # stamp outputs already in notebooks/, running nothing
+
+Each notebook runs with nbclient in its own folder (``BRAINLAB_QUICK=0`` with ``--full``, else ``1``;
+``BRAINLAB_DATA`` from ``--data`` or the environment). One line per notebook says its wall time, the
+kernel's peak memory and whether every cell ran; the ``Headline: ...`` lines it printed (from
+``brainlab.course.headline``) are its headline numbers. The rows go to ``docs/course-runs.json``,
+merged by (notebook, mode, machine) so runs made at different times add up, and
+``docs/course-runs.md`` is rendered from it. A row whose headline says the ResNet50 started from
+random weights (``weights=random-start ...``) is timing only: its numbers are not shown.
+
+``--record`` writes a successful run's outputs back into the notebook, each code cell stamped with
+the SHA-256 of its source (``metadata.brainlab.source_sha``) so that tests/test_recorded_outputs.py
+notices an output older than its cell. Cells tagged ``no-recorded-output`` keep no output.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+MAX_NOTEBOOK_BYTES = 3 * 2**20  # a notebook with recorded outputs stays under 3 MB
+NO_OUTPUT_TAG = "no-recorded-output"
+CHECK_OUTPUT = "# NBVAL_CHECK_OUTPUT"  # cells nbval compares in quick mode
+HEADLINE = re.compile(r"^Headline: (.*)$", flags=re.M)
+TIMING_ONLY = "timing only: ImageNet weights not available"
+GIB = 2**30
+
+
+# --------------------------------------------------------------------------- stamps and the staleness check
+def source_sha(source: str) -> str:
+    """The first 12 hex digits of the SHA-256 of a cell's source: what its recorded output was made from."""
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()[:12]
+
+
+def stamp(cell) -> bool:
+    """Stamp a code cell with its source's hash; True when the stamp changed."""
+    info = cell.metadata.setdefault("brainlab", {})
+    new = source_sha(cell.source)
+    changed = info.get("source_sha") != new
+    info["source_sha"] = new
+    return changed
+
+
+def output_problems(path: Path, outputs_allowed: bool = True) -> list[str]:
+    """What is wrong with the outputs a notebook carries, one sentence each (an empty list: nothing).
+
+    With ``outputs_allowed`` (notebooks/): every code cell with outputs carries the hash of the
+    source that made them, cells tagged ``no-recorded-output`` have none, and the file is under
+    3 MB. Without (solutions/, exercises/): no cell has outputs at all.
+    """
+    nb = nbformat.read(path, as_version=4)
+    problems = []
+    size = Path(path).stat().st_size
+    if size > MAX_NOTEBOOK_BYTES:
+        problems.append(f"{size / 2**20:.1f} MB, over the 3 MB a notebook with outputs may take: record it again "
+                        "(--record shrinks its images) or show fewer figures")
+    for number, cell in enumerate(nb.cells, start=1):
+        if cell.cell_type != "code" or not cell.get("outputs"):
+            continue
+        recorded = cell.metadata.get("brainlab", {}).get("source_sha")
+        if not outputs_allowed:
+            problems.append(f"cell {number} has outputs: this folder is committed without any (clear them and save)")
+        elif NO_OUTPUT_TAG in cell.metadata.get("tags", []):
+            problems.append(f"cell {number} is tagged {NO_OUTPUT_TAG} but has outputs: clear them")
+        elif recorded is None:
+            problems.append(f"cell {number} has outputs but no source stamp: record the notebook again "
+                            "(python3 tasks.py course --record) or, for outputs you re-ran by hand, stamp them "
+                            "(.venv/bin/python tools/run_course.py --stamp)")
+        elif recorded != source_sha(cell.source):
+            problems.append(f"cell {number} was changed after its outputs were recorded (stamp {recorded}, source "
+                            f"now {source_sha(cell.source)}): record the notebook again or clear the cell's outputs")
+    return problems
+
+
+# --------------------------------------------------------------------------- the machine
+def machine_info() -> dict:
+    """The CPU, logical cores, GPU and versions the notebooks run with (the kernels use this Python)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        found = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), flags=re.M)
+        cpu = found.group(1).strip() if found else cpu
+    except OSError:
+        pass
+    try:
+        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30)
+        gpus = [line.split(" (UUID")[0] for line in listed.stdout.splitlines() if line.strip()]
+        gpu = "; ".join(gpus) if listed.returncode == 0 and gpus else "none"
+    except (OSError, subprocess.SubprocessError):
+        gpu = "none"
+
+    def version(name):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return {"cpu": cpu, "cores": os.cpu_count(), "gpu": gpu, "python": platform.python_version(),
+            "tensorflow": version("tensorflow"), "keras": version("keras"), "date": dt.date.today().isoformat()}
+
+
+def machine_name(info: dict) -> str:
+    """One line naming a machine: rows are kept per machine."""
+    return f"{info['cpu']}, {info['cores']} logical cores, GPU: {info['gpu']}"
+
+
+# --------------------------------------------------------------------------- running one notebook
+@dataclass
+class Run:
+    """What running one notebook gave: its row of the table, and the executed notebook."""
+
+    notebook: str
+    mode: str
+    seconds: float = 0.0
+    peak_bytes: int = 0
+    status: str = "ok"
+    headlines: list = field(default_factory=list)
+    executed: object = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def timing_only(self) -> bool:
+        return any(re.search(r"\bweights=random-start\b", line) for line in self.headlines)
+
+
+class PeakMemory(threading.Thread):
+    """Samples the resident memory of a process and its children until stopped; ``peak`` in bytes."""
+
+    def __init__(self, pid: int, every: float = 0.25):
+        super().__init__(daemon=True)
+        self.pid, self.every, self.peak = pid, every, 0
+        self._halt = threading.Event()
+
+    def run(self):
+        try:
+            import psutil
+        except ImportError:  # the kernel's own peak (VmHWM), read at the end, has to do
+            return
+        while not self._halt.is_set():
+            try:
+                process = psutil.Process(self.pid)
+                tree = [process, *process.children(recursive=True)]
+                total = 0
+                for p in tree:
+                    try:
+                        total += p.memory_info().rss
+                    except psutil.Error:
+                        pass
+                self.peak = max(self.peak, total)
+            except psutil.Error:
+                return
+            self._halt.wait(self.every)
+
+    def stop(self) -> int:
+        """Stop sampling; the peak seen, or the process's own high-water mark if larger."""
+        self._halt.set()
+        self.join(timeout=5)
+        try:
+            hwm = re.search(r"^VmHWM:\s+(\d+) kB", Path(f"/proc/{self.pid}/status").read_text(), flags=re.M)
+            if hwm:
+                self.peak = max(self.peak, int(hwm.group(1)) * 1024)
+        except OSError:
+            pass
+        return self.peak
+
+
+def headlines_of(nb) -> list[str]:
+    """Every ``Headline: ...`` line the notebook printed, in order (without the ``Headline: ``)."""
+    lines = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if out.get("output_type") == "stream":
+                lines += [m.group(1).strip() for m in HEADLINE.finditer(out.get("text", ""))]
+    return lines
+
+
+def run_notebook(path: Path, mode: str, env: dict, timeout: float | None, progress_every: float = 60.0) -> Run:
+    """Execute ``path`` in a fresh kernel in its own folder; the row for it (failures are rows too)."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    nb = nbformat.read(path, as_version=4)
+    result = Run(path.stem, mode, executed=nb)
+    current = {"index": 0}
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=False,
+                            resources={"metadata": {"path": str(path.parent)}},
+                            on_cell_start=lambda cell, cell_index: current.update(index=cell_index))
+    start = time.perf_counter()
+    done = threading.Event()
+
+    def report_progress():
+        while not done.wait(progress_every):
+            print(f"[course]   {path.stem}: cell {current['index'] + 1} of {len(nb.cells)}, "
+                  f"{time.perf_counter() - start:.0f} s", flush=True)
+
+    threading.Thread(target=report_progress, daemon=True).start()
+    sampler = None
+    try:
+        with client.setup_kernel(env=env):
+            sampler = PeakMemory(client.km.provisioner.pid)
+            sampler.start()
+            info = client.wait_for_reply(client.kc.kernel_info())
+            if info and "language_info" in info["content"]:
+                nb.metadata["language_info"] = info["content"]["language_info"]
+            try:
+                for index, cell in enumerate(nb.cells):
+                    client.execute_cell(cell, index, execution_count=client.code_cells_executed + 1)
+            except CellTimeoutError:
+                result.status = f"failed: timeout after {timeout:g} s in cell {current['index'] + 1}"
+            except DeadKernelError:
+                result.status = f"failed: DeadKernelError in cell {current['index'] + 1} (the kernel died; out of memory?)"
+            except CellExecutionError as exc:
+                result.status = f"failed: {exc.ename} in cell {current['index'] + 1}"
+            finally:
+                result.peak_bytes = sampler.stop()
+    except Exception as exc:  # the kernel did not start, or died between cells
+        result.status = f"failed: {type(exc).__name__} ({exc})".splitlines()[0][:200]
+        if sampler is not None:
+            result.peak_bytes = sampler.stop()
+    finally:
+        done.set()
+        result.seconds = time.perf_counter() - start
+    result.headlines = headlines_of(nb)
+    return result
+
+
+# --------------------------------------------------------------------------- recording outputs
+def shrink_images(nb, limit: int = MAX_NOTEBOOK_BYTES) -> int:
+    """Re-encode the PNG outputs of ``nb`` smaller (fewer colours, then fewer pixels) until it fits ``limit``.
+
+    Returns the notebook's size in bytes afterwards.
+    """
+    from PIL import Image
+
+    from brainlab.course import notebook_bytes
+
+    def pngs():
+        for cell in nb.cells:
+            for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+                if "image/png" in out.get("data", {}):
+                    yield out["data"]
+
+    for scale in (1.0, 0.8, 0.65, 0.5):
+        size = len(notebook_bytes(nb))
+        if size <= limit:
+            return size
+        for data in pngs():
+            image = Image.open(io.BytesIO(base64.b64decode(data["image/png"])))
+            if scale < 1:
+                image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                                     Image.Resampling.LANCZOS)
+            image = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+            buffer = io.BytesIO()
+            image.save(buffer, format="PNG", optimize=True)
+            if len(buffer.getvalue()) < len(base64.b64decode(data["image/png"])) or scale < 1:
+                data["image/png"] = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return len(notebook_bytes(nb))
+
+
+def _text(outputs) -> str:
+    return "".join(out.get("text", "") for out in outputs if out.get("output_type") == "stream")
+
+
+def portable(outputs, data: str | None = None) -> None:
+    """Replace this machine's folders in printed text by what a reader has: the dataset by ``$BRAINLAB_DATA``,
+    the course folder by ``..`` (the notebooks run in notebooks/), the home folder by ``~``."""
+    places = {str(Path(data).resolve()): "$BRAINLAB_DATA"} if data else {}
+    places.update({str(ROOT): "..", str(Path.home()): "~"})
+    order = sorted((k for k in places if len(k) > 1), key=len, reverse=True)  # the innermost folder first
+
+    def fix(text):
+        joined = "".join(text) if isinstance(text, list) else text
+        for folder in order:
+            joined = joined.replace(folder, places[folder])
+        return joined
+
+    for out in outputs:
+        if "text" in out:
+            out["text"] = fix(out["text"])
+        for mime in ("text/plain", "text/html", "text/markdown"):
+            if mime in out.get("data", {}):
+                out["data"][mime] = fix(out["data"][mime])
+
+
+def record(path: Path, run: Run, machine: str, data: str | None = None) -> list[str]:
+    """Write ``run``'s outputs into the notebook at ``path``, every code cell stamped; notes for the person."""
+    from brainlab.course import notebook_bytes
+
+    nb = nbformat.read(path, as_version=4)
+    executed = {cell.get("id") or number: cell for number, cell in enumerate(run.executed.cells, start=1)}
+    notes = []
+    for number, cell in enumerate(nb.cells, start=1):
+        if cell.cell_type != "code":
+            continue
+        new = executed.get(cell.get("id") or number)  # cells are matched by id (by place in an old notebook)
+        if new is None or new.source != cell.source:
+            notes.append(f"cell {number} changed while the notebook ran: its output was not recorded")
+            cell.outputs, cell.execution_count = [], None
+            cell.metadata.get("brainlab", {}).pop("source_sha", None)
+            continue
+        outputs = list(new.outputs)
+        for out in outputs:  # a widget cannot be drawn from a file: keep its plain-text stand-in
+            out.get("data", {}).pop("application/vnd.jupyter.widget-view+json", None)
+        portable(outputs, data)
+        kept_check = (CHECK_OUTPUT in cell.source and cell.outputs and _text(cell.outputs) != _text(outputs)
+                      and cell.metadata.get("brainlab", {}).get("source_sha") in (None, source_sha(cell.source)))
+        if NO_OUTPUT_TAG in cell.metadata.get("tags", []):
+            cell.outputs, cell.execution_count = [], None
+        elif kept_check:  # nbval compares this cell in quick mode: keep the output it compares with
+            notes.append(f"cell {number} ({CHECK_OUTPUT}) printed something else in {run.mode} mode than the output "
+                         "nbval compares with; the committed output is kept")
+        else:
+            cell.outputs, cell.execution_count = outputs, new.execution_count
+        stamp(cell)
+    nb.metadata.pop("widgets", None)
+    nb.metadata["brainlab"] = {**nb.metadata.get("brainlab", {}),
+                               "recorded": {"mode": run.mode, "date": dt.date.today().isoformat(), "machine": machine}}
+    size = shrink_images(nb)
+    if size > MAX_NOTEBOOK_BYTES:
+        notes.append(f"{size / 2**20:.1f} MB even with smaller images: over the 3 MB limit (tests will say so)")
+    path.write_bytes(notebook_bytes(nb))
+    return notes
+
+
+def stamp_existing(paths) -> int:
+    """Stamp every code cell that already has outputs with its source's hash, running nothing."""
+    from brainlab.course import notebook_bytes
+
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        changed = [number for number, cell in enumerate(nb.cells, start=1)
+                   if cell.cell_type == "code" and cell.get("outputs") and stamp(cell)]
+        if changed:
+            path.write_bytes(notebook_bytes(nb))
+        print(f"[course] {path.name}: stamped {len(changed)} cell(s) with outputs"
+              + (f" (cells {', '.join(map(str, changed))})" if changed else ""), flush=True)
+    return 0
+
+
+# --------------------------------------------------------------------------- the table
+def merge(table_path: Path, runs: list[Run], machine: dict) -> dict:
+    """Add ``runs`` to the JSON table at ``table_path``: a row per (notebook, mode, machine), newest kept."""
+    table = json.loads(table_path.read_text()) if table_path.is_file() else {"machines": {}, "rows": []}
+    name = machine_name(machine)
+    table["machines"][name] = machine
+    for run in runs:
+        row = {"notebook": run.notebook, "mode": run.mode, "machine": name, "seconds": round(run.seconds, 1),
+               "peak_gib": round(run.peak_bytes / GIB, 3), "status": run.status, "headlines": run.headlines,
+               "timing_only": run.timing_only, "date": machine["date"]}
+        table["rows"] = [r for r in table["rows"] if (r["notebook"], r["mode"], r["machine"]) != (run.notebook, run.mode, name)]
+        table["rows"].append(row)
+    table["rows"].sort(key=lambda r: (r["machine"], r["notebook"], r["mode"]))
+    return table
+
+
+def render(table: dict) -> str:
+    """``docs/course-runs.md``: one section per machine, one row per notebook and mode."""
+    intro = ("Each notebook run top to bottom in a fresh kernel by `python3 tasks.py course` (quick mode: the bundled "
+             "sample) or `python3 tasks.py course --full --data DIR` (the full dataset). Wall time is the whole "
+             "notebook, kernel start included; peak memory is the kernel's largest resident set. Headline numbers "
+             "are what the notebook printed with `brainlab.course.headline`; a row whose ResNet50 started from "
+             "random weights (no ImageNet weights on that machine) measures time only.")
+    lines = ["# How long the course takes", "", textwrap.fill(intro, 110), "",
+             "Written by tools/run_course.py from course-runs.json beside this file; edit neither by hand.", ""]
+    for name, info in table["machines"].items():
+        rows = [r for r in table["rows"] if r["machine"] == name]
+        if not rows:
+            continue
+        lines += [f"## {info['cpu']}",
+                  "",
+                  textwrap.fill(f"{info['cores']} logical cores, GPU: {info['gpu']}; Python {info['python']}, "
+                                f"TensorFlow {info['tensorflow']}, Keras {info['keras']}; last run {info['date']}.", 110),
+                  "",
+                  "| notebook | mode | wall time | peak memory | status | headline numbers | date |",
+                  "|---|---|---:|---:|---|---|---|"]
+        for r in rows:
+            numbers = TIMING_ONLY if r["timing_only"] else "; ".join(r["headlines"]) or "none"
+            lines.append(f"| {r['notebook']} | {r['mode']} | {r['seconds']:.0f} s ({r['seconds'] / 60:.1f} min) | "
+                         f"{r['peak_gib']:.1f} GiB | {r['status']} | {numbers.replace('|', '/')} | {r['date']} |")
+        lines.append("")
+    if not table["rows"]:
+        lines += ["No runs yet: `python3 tasks.py course` adds them.", ""]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- the command
+def select(names: list[str], folder: Path = NOTEBOOKS) -> list[Path]:
+    """The notebooks named: ``03``, a file name in ``folder``, or a path; all of ``folder``'s by default."""
+    course = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+    if not names:
+        return course
+    chosen = []
+    for name in names:
+        path = Path(name)
+        matches = ([path] if path.suffix == ".ipynb" and path.is_file() else
+                   [p for p in course if p.name == name or p.stem == name or p.name.startswith(f"{name}_")])
+        if len(matches) != 1:
+            known = ", ".join(p.stem for p in course)
+            raise SystemExit(f"[course] {name!r} names no notebook of {folder} (give 03, 03_first_cnn or a path); "
+                             f"there are: {known}")
+        chosen.append(matches[0].resolve())
+    return chosen
+
+
+def parse(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python3 tasks.py course", description=__doc__.split("\n\n")[0])
+    parser.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="03, 03_first_cnn or a path (default: all)")
+    parser.add_argument("--full", action="store_true", help="full mode (BRAINLAB_QUICK=0): needs the dataset")
+    parser.add_argument("--data", metavar="DIR", help="the dataset folder, with Training/ and Testing/ "
+                        "(default: BRAINLAB_DATA)")
+    parser.add_argument("--timeout", type=float, metavar="S", help="stop a notebook whose cell runs longer than "
+                        "S seconds (default: no limit)")
+    parser.add_argument("--record", action="store_true", help="write each successful run's outputs into its "
+                        "notebook, stamped with each cell's source hash")
+    parser.add_argument("--stamp", action="store_true", help="run nothing: stamp the outputs the notebooks already "
+                        "carry with their cells' source hash")
+    parser.add_argument("--out-dir", metavar="DIR", default=str(ROOT / "docs"),
+                        help="where course-runs.md and course-runs.json go (default: docs/)")
+    parser.add_argument("--progress-every", type=float, default=60.0, metavar="S", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    paths = select(args.notebooks)
+    if args.stamp:
+        return stamp_existing(paths)
+    if args.record and any(path.parent.name in ("solutions", "exercises") for path in paths):
+        print("[course] --record writes outputs into notebooks/ only: solutions/ and exercises/ are committed "
+              "without outputs.", file=sys.stderr)
+        return 2
+    if args.timeout is not None and args.timeout <= 0:
+        print(f"[course] --timeout {args.timeout:g}: give a number of seconds above 0.", file=sys.stderr)
+        return 2
+    data = args.data or os.environ.get("BRAINLAB_DATA", "").strip() or None
+    if args.full and not data:
+        print("[course] --full runs the course on the full dataset: pass --data DIR (the folder with Training/ and "
+              "Testing/), or set BRAINLAB_DATA.", file=sys.stderr)
+        return 2
+    if data and not (Path(data).expanduser() / "Training").is_dir():
+        print(f"[course] {data} has no Training/ folder: pass --data the dataset folder that holds Training/ and "
+              "Testing/.", file=sys.stderr)
+        return 2
+    mode = "full" if args.full else "quick"
+    env = {**os.environ, "BRAINLAB_QUICK": "0" if args.full else "1"}
+    if data:
+        env["BRAINLAB_DATA"] = str(Path(data).expanduser().resolve())
+    machine = machine_info()
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for path in paths:
+        print(f"[course] {path.stem} ({mode} mode) starts", flush=True)
+        run = run_notebook(path, mode, env, args.timeout, args.progress_every)
+        runs.append(run)
+        print(f"[course] {run.notebook} ... {run.seconds:.0f} s, peak {run.peak_bytes / GIB:.1f} GiB, {run.status}"
+              + "".join(f"\n[course]   Headline: {line}" for line in run.headlines), flush=True)
+        if args.record:
+            if run.ok:
+                for note in record(path, run, machine_name(machine), env.get("BRAINLAB_DATA")):
+                    print(f"[course]   {path.name}: {note}", flush=True)
+                print(f"[course]   outputs recorded in {path}", flush=True)
+            else:
+                print(f"[course]   {path.name} failed: its outputs were not recorded", flush=True)
+        table = merge(out / "course-runs.json", runs, machine)  # after every notebook: a long run keeps its rows
+        (out / "course-runs.json").write_text(json.dumps(table, indent=1) + "\n")
+        (out / "course-runs.md").write_text(render(table))
+    failed = [run.notebook for run in runs if not run.ok]
+    print(f"[course] {len(runs) - len(failed)} of {len(runs)} notebooks ran; table in {out / 'course-runs.md'}"
+          + (f"; failed: {', '.join(failed)}" if failed else ""), flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
