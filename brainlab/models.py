@@ -284,7 +284,15 @@ def default_weights() -> str | None:
     The notebooks' choice of start, with one printed line that says which and why: full mode
     always uses the ImageNet weights (Keras downloads them, about 94 MB, once); quick mode uses
     them only when they are already cached, so that a smoke run downloads nothing.
+    ``BRAINLAB_WEIGHTS=random`` asks for a random start in every mode: to time a notebook on a
+    machine that cannot download the weights (its accuracies then mean nothing).
     """
+    asked = os.environ.get("BRAINLAB_WEIGHTS", "").strip().lower()
+    if asked not in ("", "imagenet", "random"):
+        raise ValueError(f"BRAINLAB_WEIGHTS={asked!r}: use imagenet, random, or leave it unset.")
+    if asked == "random":
+        print("Weights: a random start (BRAINLAB_WEIGHTS=random): for timing only, the accuracies mean nothing.")
+        return None
     cached = imagenet_weights_cached()
     if not config.quick_mode():
         reason = f"cached at {cached}" if cached else "Keras downloads them once, about 94 MB"

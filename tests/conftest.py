@@ -24,6 +24,7 @@ def isolated_env(tmp_path, monkeypatch):
     """Every test gets a private cache and no user settings: results never depend on the machine."""
     monkeypatch.setenv("BRAINLAB_CACHE", str(tmp_path / "brainlab-cache"))
     monkeypatch.delenv("BRAINLAB_DATA", raising=False)
+    monkeypatch.delenv("BRAINLAB_WEIGHTS", raising=False)
     monkeypatch.delenv("BRAINLAB_QUICK", raising=False)
     monkeypatch.delenv("BRAINLAB_PRECISION", raising=False)
 

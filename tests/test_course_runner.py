@@ -247,3 +247,30 @@ def test_a_cell_over_the_timeout_fails_its_notebook_and_long_cells_report_progre
     assert "[course]   03_slow: cell 3 of 3, " in done.stdout, "a line while a long cell runs"
     row = json.loads((tmp_path / "docs" / "course-runs.json").read_text())["rows"][0]
     assert 3 <= row["seconds"] < 25, row
+
+
+def test_imagenet_weights_are_reachable_when_cached_or_served(tmp_path, monkeypatch):
+    import http.server
+    import socket
+    import threading
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    with socket.socket() as free:  # a port nobody listens on
+        free.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{free.getsockname()[1]}/weights.h5"
+    assert not run_course.imagenet_weights_reachable(closed, timeout=2)
+    (tmp_path / "served").mkdir()
+    (tmp_path / "served" / "weights.h5").write_bytes(b"weights")
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path / "served"))  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert run_course.imagenet_weights_reachable(f"http://127.0.0.1:{server.server_port}/weights.h5", timeout=5)
+    finally:
+        server.shutdown()
+    from brainlab import models
+
+    cached = tmp_path / "keras" / "models" / models.IMAGENET_WEIGHTS_FILE
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"\0")
+    assert run_course.imagenet_weights_reachable(closed, timeout=2)

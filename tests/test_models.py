@@ -275,6 +275,23 @@ def test_default_weights_say_which_start_and_why(tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().out == f"Weights: ImageNet (quick mode, and they are cached at {cached}).\n"
 
 
+def test_brainlab_weights_random_asks_for_a_random_start_in_every_mode(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    cached = tmp_path / "models" / models.IMAGENET_WEIGHTS_FILE
+    cached.parent.mkdir()
+    cached.write_bytes(b"\0" * 10)  # even with the weights at hand
+    monkeypatch.setenv("BRAINLAB_WEIGHTS", "random")
+    for quick in ("0", "1"):
+        monkeypatch.setenv("BRAINLAB_QUICK", quick)
+        assert models.default_weights() is None
+        assert "for timing only, the accuracies mean nothing" in capsys.readouterr().out
+    monkeypatch.setenv("BRAINLAB_WEIGHTS", "imagenet")
+    assert models.default_weights() == "imagenet"
+    monkeypatch.setenv("BRAINLAB_WEIGHTS", "resnet")
+    with pytest.raises(ValueError, match="BRAINLAB_WEIGHTS='resnet': use imagenet, random, or leave it unset"):
+        models.default_weights()
+
+
 def test_imagenet_weights_download_through_keras_into_its_cache(tmp_path, monkeypatch, keras_resnet):
     """The real download path (keras.utils.get_file with an MD5 check), served by a local HTTP server."""
     served = tmp_path / "served"

@@ -11,7 +11,9 @@ kernel's peak memory and whether every cell ran; the ``Headline: ...`` lines it 
 ``brainlab.course.headline``) are its headline numbers. The rows go to ``docs/course-runs.json``,
 merged by (notebook, mode, machine) so runs made at different times add up, and
 ``docs/course-runs.md`` is rendered from it. A row whose headline says the ResNet50 started from
-random weights (``weights=random-start ...``) is timing only: its numbers are not shown.
+random weights (``weights=random-start ...``) is timing only: its numbers are not shown. In full mode on
+a machine where the ImageNet weights are neither cached nor downloadable, the kernels get
+``BRAINLAB_WEIGHTS=random`` (see ``brainlab.models.default_weights``), so those notebooks still run, for timing.
 
 ``--record`` writes a successful run's outputs back into the notebook, each code cell stamped with
 the SHA-256 of its source (``metadata.brainlab.source_sha``) so that tests/test_recorded_outputs.py
@@ -427,6 +429,22 @@ def select(names: list[str], folder: Path = NOTEBOOKS) -> list[Path]:
     return chosen
 
 
+def imagenet_weights_reachable(url: str | None = None, timeout: float = 5.0) -> bool:
+    """True when the ResNet50 ImageNet weights are cached, or ``url`` (default: theirs) answers within ``timeout`` s."""
+    import urllib.request
+
+    from brainlab import models
+
+    if models.imagenet_weights_cached():
+        return True
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url or models.IMAGENET_WEIGHTS_URL, method="HEAD"),
+                                    timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def parse(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python3 tasks.py course", description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="03, 03_first_cnn or a path (default: all)")
@@ -470,6 +488,10 @@ def main(argv=None) -> int:
     env = {**os.environ, "BRAINLAB_QUICK": "0" if args.full else "1"}
     if data:
         env["BRAINLAB_DATA"] = str(Path(data).expanduser().resolve())
+    if args.full and "BRAINLAB_WEIGHTS" not in env and not imagenet_weights_reachable():
+        env["BRAINLAB_WEIGHTS"] = "random"  # brainlab.models.default_weights: a random start, said in each headline
+        print(f"[course] ImageNet weights are neither cached nor downloadable here: the ResNet50 notebooks start "
+              f"from random weights, for timing only ({TIMING_ONLY}).", flush=True)
     machine = machine_info()
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
