@@ -62,7 +62,7 @@ def tool(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 def course_runs(tmp_path_factory):
     """Two notebooks run once (one fails), then the good one again with --record."""
     folder = tmp_path_factory.mktemp("course")
-    good = write_notebook(folder / "01_good.ipynb", *GOOD, tags={2: [run_course.NO_OUTPUT_TAG]}, outputs={4: COMPARED})
+    good = write_notebook(folder / "01_good.ipynb", *GOOD, tags={2: [run_course.IMAGENET_TAG]}, outputs={4: COMPARED})
     bad = write_notebook(folder / "02_bad.ipynb", *BAD)
     out = folder / "docs"
     first = tool(str(good), str(bad), "--out-dir", str(out))
@@ -134,7 +134,7 @@ def test_record_writes_outputs_stamped_with_their_source(course_runs):
     assert [c.id for c in code] == ["cell0", "cell1", "cell2", "cell3", "cell4"], "cell ids are kept"
     assert code[0].outputs[0]["text"].startswith("Headline: accuracy=0.743")
     assert f"quick 1 cwd {course_runs['folder']}" in code[1].outputs[0]["text"], "quick mode, in its own folder"
-    assert code[2].outputs == [] and code[2].execution_count is None, "a no-recorded-output cell keeps no output"
+    assert code[2].outputs[0]["text"] == "shown only while running\n", "not timing only: a needs-imagenet cell keeps it"
     assert code[4].outputs[0]["text"] == COMPARED, "an output nbval compares is not replaced by another mode's"
     assert "cell 6 (# NBVAL_CHECK_OUTPUT) printed something else in quick mode" in course_runs["second"].stdout
     for cell in code:
@@ -167,13 +167,14 @@ def test_staleness_check_notices_a_changed_cell_and_misplaced_outputs(course_run
     nb = nbformat.read(course_runs["good"], as_version=4)
     nb.cells[2].source += "\nprint('changed after the run')"
     nb.cells[3].outputs = [nbformat.v4.new_output("stream", name="stdout", text="an old output\n")]  # tagged cell
+    nb.metadata["brainlab"]["recorded"]["timing_only"] = True  # ... of a notebook recorded with a random start
     nb.cells[4].metadata.pop("brainlab")  # an output without a stamp
     changed = tmp_path / "changed.ipynb"
     nbformat.write(nb, changed)
     problems = run_course.output_problems(changed)
     assert len(problems) == 3, problems
     assert problems[0].startswith("cell 3 was changed after its outputs were recorded")
-    assert problems[1].startswith(f"cell 4 is tagged {run_course.NO_OUTPUT_TAG} but has outputs")
+    assert problems[1].startswith(f"cell 4 is tagged {run_course.IMAGENET_TAG} (its output depends on the ImageNet")
     assert problems[2].startswith("cell 5 has outputs but no source stamp")
     assert run_course.output_problems(course_runs["good"], outputs_allowed=False)[0].startswith("cell 2 has outputs")
     # --stamp stamps what is there (the tagged cell's output stays a problem)
@@ -274,3 +275,23 @@ def test_imagenet_weights_are_reachable_when_cached_or_served(tmp_path, monkeypa
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"\0")
     assert run_course.imagenet_weights_reachable(closed, timeout=2)
+
+
+@pytest.mark.parametrize("timing_only", [True, False])
+def test_needs_imagenet_cells_are_recorded_only_from_a_run_with_the_weights(tmp_path, timing_only):
+    path = write_notebook(tmp_path / "05_x.ipynb", "print('accuracy 0.9')", "print('time 3 s')",
+                          tags={0: [run_course.IMAGENET_TAG]})
+    executed = nbformat.read(path, as_version=4)
+    for cell, text in zip(executed.cells[1:], ("accuracy 0.9\n", "time 3 s\n")):
+        cell.outputs, cell.execution_count = [nbformat.v4.new_output("stream", name="stdout", text=text)], 1
+    weights = "random-start (timing only)" if timing_only else "imagenet"
+    run = run_course.Run("05_x", "full", 10.0, 2**30, "ok", [f"accuracy=0.900 weights={weights}"], executed)
+    assert run.timing_only is timing_only
+    run_course.record(path, run, "machine")
+    nb = nbformat.read(path, as_version=4)
+    assert [len(c.outputs) for c in nb.cells[1:]] == [0 if timing_only else 1, 1]
+    assert nb.metadata["brainlab"]["recorded"]["timing_only"] is timing_only
+    assert run_course.output_problems(path) == []
+    nb.cells[1].outputs = executed.cells[1].outputs  # a random-start number shown anyway: a problem
+    nbformat.write(nb, path)
+    assert bool(run_course.output_problems(path)) is timing_only

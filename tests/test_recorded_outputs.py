@@ -1,5 +1,5 @@
 """Outputs on view in notebooks/ are current: each code cell's recorded output carries the hash of the source
-that made it (tools/run_course.py --record writes it, --stamp adds it), cells tagged no-recorded-output show
+that made it (tools/run_course.py --record writes it, --stamp adds it), cells tagged needs-imagenet show
 nothing, and every notebook stays under 3 MB. solutions/ and exercises/ carry no outputs at all."""
 from __future__ import annotations
 

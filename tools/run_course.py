@@ -17,7 +17,8 @@ a machine where the ImageNet weights are neither cached nor downloadable, the ke
 
 ``--record`` writes a successful run's outputs back into the notebook, each code cell stamped with
 the SHA-256 of its source (``metadata.brainlab.source_sha``) so that tests/test_recorded_outputs.py
-notices an output older than its cell. Cells tagged ``no-recorded-output`` keep no output.
+notices an output older than its cell. Cells tagged ``needs-imagenet`` show results that depend on the
+ResNet50's ImageNet weights: a timing-only run (random start) records no output for them.
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 MAX_NOTEBOOK_BYTES = 3 * 2**20  # a notebook with recorded outputs stays under 3 MB
-NO_OUTPUT_TAG = "no-recorded-output"
+IMAGENET_TAG = "needs-imagenet"
 CHECK_OUTPUT = "# NBVAL_CHECK_OUTPUT"  # cells nbval compares in quick mode
 HEADLINE = re.compile(r"^Headline: (.*)$", flags=re.M)
 TIMING_ONLY = "timing only: ImageNet weights not available"
@@ -70,7 +71,8 @@ def output_problems(path: Path, outputs_allowed: bool = True) -> list[str]:
     """What is wrong with the outputs a notebook carries, one sentence each (an empty list: nothing).
 
     With ``outputs_allowed`` (notebooks/): every code cell with outputs carries the hash of the
-    source that made them, cells tagged ``no-recorded-output`` have none, and the file is under
+    source that made them, cells tagged ``needs-imagenet`` have none unless the notebook was recorded
+    from a run with the ImageNet weights, and the file is under
     3 MB. Without (solutions/, exercises/): no cell has outputs at all.
     """
     nb = nbformat.read(path, as_version=4)
@@ -79,14 +81,16 @@ def output_problems(path: Path, outputs_allowed: bool = True) -> list[str]:
     if size > MAX_NOTEBOOK_BYTES:
         problems.append(f"{size / 2**20:.1f} MB, over the 3 MB a notebook with outputs may take: record it again "
                         "(--record shrinks its images) or show fewer figures")
+    imagenet_run = nb.metadata.get("brainlab", {}).get("recorded", {}).get("timing_only") is False
     for number, cell in enumerate(nb.cells, start=1):
         if cell.cell_type != "code" or not cell.get("outputs"):
             continue
         recorded = cell.metadata.get("brainlab", {}).get("source_sha")
         if not outputs_allowed:
             problems.append(f"cell {number} has outputs: this folder is committed without any (clear them and save)")
-        elif NO_OUTPUT_TAG in cell.metadata.get("tags", []):
-            problems.append(f"cell {number} is tagged {NO_OUTPUT_TAG} but has outputs: clear them")
+        elif IMAGENET_TAG in cell.metadata.get("tags", []) and not imagenet_run:
+            problems.append(f"cell {number} is tagged {IMAGENET_TAG} (its output depends on the ImageNet weights) "
+                            "but the notebook was not recorded from a run that had them: clear its outputs")
         elif recorded is None:
             problems.append(f"cell {number} has outputs but no source stamp: record the notebook again "
                             "(python3 tasks.py course --record) or, for outputs you re-ran by hand, stamp them "
@@ -331,7 +335,7 @@ def record(path: Path, run: Run, machine: str, data: str | None = None) -> list[
         portable(outputs, data)
         kept_check = (CHECK_OUTPUT in cell.source and cell.outputs and _text(cell.outputs) != _text(outputs)
                       and cell.metadata.get("brainlab", {}).get("source_sha") in (None, source_sha(cell.source)))
-        if NO_OUTPUT_TAG in cell.metadata.get("tags", []):
+        if IMAGENET_TAG in cell.metadata.get("tags", []) and run.timing_only:  # random-start numbers: not shown
             cell.outputs, cell.execution_count = [], None
         elif kept_check:  # nbval compares this cell in quick mode: keep the output it compares with
             notes.append(f"cell {number} ({CHECK_OUTPUT}) printed something else in {run.mode} mode than the output "
@@ -341,7 +345,8 @@ def record(path: Path, run: Run, machine: str, data: str | None = None) -> list[
         stamp(cell)
     nb.metadata.pop("widgets", None)
     nb.metadata["brainlab"] = {**nb.metadata.get("brainlab", {}),
-                               "recorded": {"mode": run.mode, "date": dt.date.today().isoformat(), "machine": machine}}
+                               "recorded": {"mode": run.mode, "date": dt.date.today().isoformat(), "machine": machine,
+                                            "timing_only": run.timing_only}}
     size = shrink_images(nb)
     if size > MAX_NOTEBOOK_BYTES:
         notes.append(f"{size / 2**20:.1f} MB even with smaller images: over the 3 MB limit (tests will say so)")
