@@ -3,6 +3,7 @@
     python benchmarks/bench_train.py                 # everything, about 6-10 minutes on 2 CPU cores
     python benchmarks/bench_train.py --steps 4 --images 96 --epochs 2   # a quick look
     python benchmarks/bench_train.py --only small_cnn resnet50_forward
+    python benchmarks/bench_train.py --only small_cnn residual_cnn --precision float32 mixed_bfloat16 --xla off on
 
 What it measures, at 128x128 RGB and batch 32, on synthetic images (speed does not depend on
 what the pixels show):
@@ -22,6 +23,11 @@ backward pass costs twice the forward pass of the layers it runs through: 3x for
 fully trainable model, and forward + 2x forward(trainable top) for the paper's model, whose
 gradients stop at its frozen part (the top comes from ``brainlab.train.split_at_trainable``).
 "Share of forward FLOP/s" divides a training FLOP rate by ResNet50's measured forward rate.
+
+``--precision`` (Keras dtype policies: float32, mixed_bfloat16, mixed_float16) and ``--xla``
+(off, on: ``jit_compile``) measure every combination given; the first combination is the
+reference, and a last table gives each other one's speed as a ratio to it. bfloat16 is fast
+only on CPUs with bfloat16 instructions (AVX-512 BF16, AMX); elsewhere it is emulated.
 
 Each measurement runs in its own Python process, so peak memory (``ru_maxrss``) is that
 measurement's alone; ``baseline`` is a process that only imports TensorFlow and Keras.
@@ -75,10 +81,10 @@ def _timed(step, steps, warmup):
     return {"img_s_median": BATCH / statistics.median(times), "img_s_best": BATCH / min(times)}
 
 
-def _training_speed(model, steps, warmup, train_flops):
+def _training_speed(model, steps, warmup, train_flops, xla=False):
     from brainlab import train
 
-    train.compile_model(model)
+    train.compile_model(model, xla=xla)
     x, y = _batch()
     x = x[..., :model.input_shape[-1]]  # grayscale models get one channel
     result = _timed(lambda: model.train_on_batch(x, y), steps, warmup)
@@ -94,6 +100,8 @@ def measure(name, args) -> dict:
         return {}
     from brainlab import config, models, train
 
+    train.device_policy(precision=args.precision, xla=args.xla == "on", verbose=False)
+    xla = args.xla == "on"
     config.set_seed(0)
     if name == "resnet50_forward":
         model = models.resnet50(input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3))
@@ -103,18 +111,18 @@ def measure(name, args) -> dict:
         return result
     if name == "small_cnn":
         model = models.small_cnn(image_size=IMAGE_SIZE)
-        return _training_speed(model, args.steps * 3, args.warmup, 3 * forward_flops(model))
+        return _training_speed(model, args.steps * 3, args.warmup, 3 * forward_flops(model), xla)
     if name == "residual_cnn":
         model = models.residual_cnn(image_size=IMAGE_SIZE, channels=1)
-        return _training_speed(model, args.steps * 3, args.warmup, 3 * forward_flops(model))
+        return _training_speed(model, args.steps * 3, args.warmup, 3 * forward_flops(model), xla)
     if name == "paper_model":
         model = models.paper_model(weights=None)
         _, head = train.split_at_trainable(model)
-        return _training_speed(model, args.steps, args.warmup, forward_flops(model) + 2 * forward_flops(head))
+        return _training_speed(model, args.steps, args.warmup, forward_flops(model) + 2 * forward_flops(head), xla)
     if name == "full_fine_tuning":
         model = models.paper_model(weights=None)
         models.freeze(model.layers, trainable=True)
-        return _training_speed(model, args.steps, args.warmup, 3 * forward_flops(model))
+        return _training_speed(model, args.steps, args.warmup, 3 * forward_flops(model), xla)
     if name in ("naive_fit", "cached_fit"):
         import keras
         import tensorflow as tf
@@ -124,7 +132,7 @@ def measure(name, args) -> dict:
         model = models.paper_model(weights=None)
         # SGD so that the two paths can be compared number for number (see tests/test_train.py).
         model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"], jit_compile=False)
+                      metrics=["accuracy"], jit_compile=xla)
         with tempfile.TemporaryDirectory() as run_dir:
             fitted = train.fit(model, tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH),
                                tf.data.Dataset.from_tensor_slices((vx, vy)).batch(BATCH), run_dir, args.epochs,
@@ -138,11 +146,12 @@ def measure(name, args) -> dict:
 
 
 # --------------------------------------------------------------------------- in the parent process
-def run_one(name, args) -> dict:
+def run_one(name, args, precision="float32", xla="off") -> dict:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         out = f.name
     cmd = [sys.executable, __file__, "--child", name, "--out", out, "--steps", str(args.steps),
-           "--warmup", str(args.warmup), "--images", str(args.images), "--epochs", str(args.epochs)]
+           "--warmup", str(args.warmup), "--images", str(args.images), "--epochs", str(args.epochs),
+           "--precision", precision, "--xla", xla]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
     start = time.perf_counter()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -152,8 +161,22 @@ def run_one(name, args) -> dict:
         result = json.load(f)
     os.unlink(out)
     result["process_s"] = time.perf_counter() - start
-    print(f"  {name}: done in {result['process_s']:.0f} s", file=sys.stderr, flush=True)
+    print(f"  {name} ({precision}, XLA {xla}): done in {result['process_s']:.0f} s", file=sys.stderr, flush=True)
     return result
+
+
+def ratios(by_setting: dict) -> str:
+    """Each setting's median img/s as a ratio to the first setting's, per measurement."""
+    (reference, base), *others = by_setting.items()
+    lines = ["| measurement | " + " | ".join(f"{p}, XLA {x}" for p, x in by_setting) + " |",
+             "|---|" + "---:|" * len(by_setting)]
+    for name, r in base.items():
+        if "img_s_median" not in r:
+            continue
+        cells = [f"{r['img_s_median']:.1f} img/s"] + [
+            f"{o[name]['img_s_median'] / r['img_s_median']:.2f}x" if name in o else "-" for _, o in others]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def table(results: dict) -> str:
@@ -194,10 +217,14 @@ def main(argv=None):
     parser.add_argument("--images", type=int, default=320, help="training images for naive_fit/cached_fit")
     parser.add_argument("--epochs", type=int, default=3, help="epochs for naive_fit/cached_fit")
     parser.add_argument("--only", nargs="+", choices=ALL, help="run only these measurements")
+    parser.add_argument("--precision", nargs="+", default=["float32"],
+                        choices=["float32", "mixed_bfloat16", "mixed_float16"], help="Keras dtype policies to measure")
+    parser.add_argument("--xla", nargs="+", default=["off"], choices=["off", "on"], help="jit_compile off, on")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
+        args.precision, args.xla = args.precision[0], args.xla[0]
         result = measure(args.child, args)
         result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
         with open(args.out, "w") as f:
@@ -207,8 +234,14 @@ def main(argv=None):
 
     print(f"brainlab training benchmark: {IMAGE_SIZE}x{IMAGE_SIZE}x3, batch {BATCH}, {os.cpu_count()} CPUs, "
           f"{platform.processor() or platform.machine()}", file=sys.stderr)
-    results = {name: run_one(name, args) for name in (args.only or ALL)}
-    print(table(results))
+    by_setting = {}
+    for precision in args.precision:
+        for xla in args.xla:
+            results = {name: run_one(name, args, precision, xla) for name in (args.only or ALL)}
+            by_setting[precision, xla] = results
+            print(f"\n### {precision}, XLA {xla}\n\n{table(results)}", flush=True)
+    if len(by_setting) > 1:
+        print(f"\n### Speed against {args.precision[0]}, XLA {args.xla[0]}\n\n{ratios(by_setting)}")
 
 
 if __name__ == "__main__":
