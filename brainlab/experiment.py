@@ -24,6 +24,7 @@ from pathlib import Path
 
 from brainlab import config
 from brainlab.errors import BrainlabError
+from brainlab.images import CROPS
 
 __all__ = ["CHOICES", "COMMAND_LINE", "FINE_TUNE_LEARNING_RATE", "FIXED", "RECIPES", "SPLITS", "Settings",
            "build_model", "check_settings", "default_settings", "effective_settings", "learning_rate",
@@ -32,7 +33,7 @@ __all__ = ["CHOICES", "COMMAND_LINE", "FINE_TUNE_LEARNING_RATE", "FIXED", "RECIP
 RECIPES = ("paper", "improved", "small-cnn", "residual-cnn")
 SPLITS = ("official", "clean")
 CHOICES = {"preprocessing": ("imagenet", "rescale"), "lr_schedule": ("constant", "cosine"),
-           "augmentation": ("standard", "source-shift"), "crop": ("none", "head")}
+           "augmentation": ("standard", "source-shift"), "crop": CROPS}
 
 # A recipe honours every setting except those fixed here, at the one value it uses (and reports);
 # any other value is refused: (value, why the recipe cannot take another).
