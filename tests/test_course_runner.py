@@ -5,6 +5,7 @@ a few), so the runs are shared between tests where they can be.
 """
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import os
@@ -115,6 +116,15 @@ def test_rerunning_one_notebook_updates_its_row_and_keeps_the_others(course_runs
     info = course_runs["table"]["machines"][machine]
     assert info["cores"] == os.cpu_count() and info["python"] == ".".join(map(str, sys.version_info[:3]))
     assert info["tensorflow"] and info["keras"] and info["gpu"]
+
+
+def test_kernels_talk_over_local_sockets_and_leave_nothing_behind(course_runs):
+    for run in (course_runs["first"], course_runs["second"]):
+        assert "over TCP" not in run.stderr and "Parent appears to have exited" not in run.stderr, run.stderr
+    manager = run_course._local_kernel_manager()(kernel_name="python3")
+    assert manager.transport == "ipc" and Path(manager.ip).is_absolute() and manager.socket_folder.is_dir()
+    asyncio.run(manager._async_cleanup_resources())  # what shutting the kernel down ends with
+    assert not manager.socket_folder.exists()
 
 
 def test_the_markdown_table_is_rendered_from_the_json(course_runs):

@@ -29,6 +29,8 @@ import hashlib
 import io
 import json
 import os
+import shutil
+import tempfile
 import platform
 import re
 import subprocess
@@ -205,6 +207,30 @@ def headlines_of(nb) -> list[str]:
     return lines
 
 
+def _local_kernel_manager():
+    """A kernel manager class that talks to the kernel over local sockets (IPC) where the system has them.
+
+    No network ports are opened, and the kernel has no reason to warn about unencrypted TCP.
+    """
+    from jupyter_client import AsyncKernelManager
+
+    if os.name != "posix":
+        return AsyncKernelManager
+
+    class LocalSocketKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            # An absolute path prefix for the socket files: the kernel runs in the notebook's folder.
+            self.socket_folder = Path(tempfile.mkdtemp(prefix="brainlab-kernel-"))
+            super().__init__(transport="ipc", ip=str(self.socket_folder / "kernel"), **kwargs)
+
+        async def _async_cleanup_resources(self, restart: bool = False) -> None:
+            await super()._async_cleanup_resources(restart=restart)
+            if not restart:
+                shutil.rmtree(self.socket_folder, ignore_errors=True)
+
+    return LocalSocketKernelManager
+
+
 def run_notebook(path: Path, mode: str, env: dict, timeout: float | None, progress_every: float = 60.0) -> Run:
     """Execute ``path`` in a fresh kernel in its own folder; the row for it (failures are rows too)."""
     from nbclient import NotebookClient
@@ -214,6 +240,7 @@ def run_notebook(path: Path, mode: str, env: dict, timeout: float | None, progre
     result = Run(path.stem, mode, executed=nb)
     current = {"index": 0}
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=False,
+                            kernel_manager_class=_local_kernel_manager(),
                             resources={"metadata": {"path": str(path.parent)}},
                             on_cell_start=lambda cell, cell_index: current.update(index=cell_index))
     start = time.perf_counter()
