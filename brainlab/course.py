@@ -43,7 +43,7 @@ _SETTING_LINE = re.compile(r'^(?P<name>REPOSITORY|REF) = "(?P<value>[^"]*)"$', f
 
 __all__ = ["REPOSITORY", "REF", "FOLDERS", "CourseSettingError", "Change", "check_setting", "colab_url", "badge",
            "install_spec", "rewrite_notebook", "notebook_bytes", "read_setting", "write_setting", "apply", "add_arguments",
-           "run", "main", "headline"]
+           "run", "main", "headline", "RESULTS", "measured_table"]
 
 
 class CourseSettingError(BrainlabError):
@@ -271,6 +271,44 @@ def headline(**numbers) -> None:
             raise ValueError(f"headline({key}=...): the value must fit on one line, not {text!r}")
         parts.append(f"{key}={text}")
     print("Headline: " + " ".join(parts))
+
+
+RESULTS = Path("docs") / "results.md"  # the measured results, in a clone of the course repository
+
+
+def measured_table(heading: str, results: Path | str | None = None):
+    """The first table under ``heading`` in docs/results.md, as a DataFrame of its text cells.
+
+    Notebooks show these measured results where a run is too long for a lab session. ``results``
+    is the file; by default docs/results.md of the clone the notebook runs in (from the current
+    folder or its parent). Returns None when there is no such file (brainlab installed without the
+    repository, as on Colab); a heading the file lacks is an error.
+    """
+    import pandas as pd
+
+    if results is None:
+        found = [folder / RESULTS for folder in (Path.cwd(), Path.cwd().parent) if (folder / RESULTS).is_file()]
+        if not found:
+            return None
+        results = found[0]
+    results = Path(results)
+    if not results.is_file():
+        return None
+    lines = results.read_text(encoding="utf-8").splitlines()
+    if heading not in lines:
+        raise ValueError(f"{results} has no line {heading!r}: its headings are "
+                         + ", ".join(repr(line) for line in lines if line.startswith("#")))
+    rows = []
+    for line in lines[lines.index(heading) + 1:]:
+        if line.startswith("#"):
+            break
+        if line.startswith("|"):
+            rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+        elif rows:
+            break
+    if len(rows) < 2:
+        raise ValueError(f"{results}: no table under {heading!r}")
+    return pd.DataFrame(rows[2:], columns=rows[0])
 
 
 def main(argv=None) -> int:

@@ -129,3 +129,70 @@ def test_a_folder_that_is_not_the_course_is_one_clear_message(tmp_path, capsys):
     assert main(["course-links", "--root", str(tmp_path), "--check"]) == 1
     err = capsys.readouterr().err
     assert "is not a course checkout" in err and "--root DIR" in err
+
+
+RESULTS_TEXT = """# Measured results
+
+## Trained from scratch
+
+Some prose.
+
+| recipe | split | accuracy |
+|---|---|---|
+| small-cnn | official-test | 0.486 ± 0.079 |
+| residual-cnn | clean-test | 0.861 ± 0.008 |
+
+More prose.
+
+| not | this |
+|---|---|
+| second | table |
+
+## Nothing measured
+
+No table here.
+
+## Next
+"""
+
+
+def test_measured_table_reads_the_first_table_under_its_heading(tmp_path):
+    results = tmp_path / "results.md"
+    results.write_text(RESULTS_TEXT, encoding="utf-8")
+    table = course.measured_table("## Trained from scratch", results)
+    assert list(table.columns) == ["recipe", "split", "accuracy"]
+    assert table.values.tolist() == [["small-cnn", "official-test", "0.486 ± 0.079"],
+                                     ["residual-cnn", "clean-test", "0.861 ± 0.008"]]
+    with pytest.raises(ValueError, match="no table under '## Nothing measured'"):
+        course.measured_table("## Nothing measured", results)
+    with pytest.raises(ValueError, match="has no line '## Missing'.*'## Next'"):
+        course.measured_table("## Missing", results)
+    assert course.measured_table("## Trained from scratch", tmp_path / "absent.md") is None
+
+
+def test_measured_table_finds_docs_results_from_a_notebook_folder(tmp_path, monkeypatch):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "results.md").write_text(RESULTS_TEXT, encoding="utf-8")
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    assert len(course.measured_table("## Trained from scratch")) == 2
+    monkeypatch.chdir(tmp_path)
+    assert len(course.measured_table("## Trained from scratch")) == 2
+    elsewhere = tmp_path / "elsewhere" / "deeper"
+    elsewhere.mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)  # like Colab's /content: no clone around
+    assert course.measured_table("## Trained from scratch") is None
+
+
+def test_every_heading_the_notebooks_read_is_in_docs_results():
+    import re
+
+    repo = Path(__file__).resolve().parents[1]
+    headings = set()
+    for notebook in sorted((repo / "notebooks").glob("*.ipynb")):
+        for cell in nbformat.read(notebook, as_version=4).cells:
+            if cell.cell_type == "code":
+                headings |= set(re.findall(r'"(## [^"]+)"', cell.source))
+    assert len(headings) >= 3, headings
+    for heading in headings:
+        assert len(course.measured_table(heading, repo / "docs" / "results.md")) >= 1, heading
