@@ -229,8 +229,11 @@ def cmd_evaluate(args) -> int:
 def cmd_experiment(args) -> int:
     from brainlab import experiment, train
 
-    train.device_policy()  # as the notebooks do: mixed precision on a GPU (or as BRAINLAB_PRECISION says)
-    experiment.run(getattr(args, "recipe", "paper"), args.out, data_dir=args.data, manifest=args.manifest,
+    recipe = getattr(args, "recipe", "paper")
+    # As the notebooks do: mixed precision on a GPU (or as BRAINLAB_PRECISION says), and bfloat16 on a CPU
+    # that has it for the recipes measured to keep their accuracy in it.
+    train.device_policy(cpu_bfloat16=recipe in experiment.BFLOAT16_MEASURED)
+    experiment.run(recipe, args.out, data_dir=args.data, manifest=args.manifest,
                    quick=args.quick or None, epochs=args.epochs, split=args.split, weights=args.weights,
                    seed=args.seed, preprocessing=args.preprocessing, image_size=args.image_size,
                    batch_size=args.batch_size, augmentation=args.augmentation, crop=args.crop)

@@ -44,7 +44,7 @@ from brainlab.history import MONITOR, best_row, monitored
 from brainlab.models import NUM_CLASSES, parameter_counts
 
 __all__ = ["BACKUP_DIR", "CannotCacheFeatures", "DevicePolicy", "FitResult", "RUN_FILES", "class_weights",
-           "compile_model", "dataset_labels", "device_policy", "fine_tune_two_stage", "fit", "gpu_count",
+           "compile_model", "cpu_has_bfloat16", "dataset_labels", "device_policy", "fine_tune_two_stage", "fit", "gpu_count",
            "gradient_norms", "run_finished", "split_at_trainable"]
 
 BACKUP_DIR = "backup"
@@ -99,7 +99,26 @@ def precision_from_env() -> str | None:
     return value
 
 
-def _choose_precision(precision: str | None, mixed_precision: bool | None, gpus: int) -> str:
+BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # CPU instructions that compute in bfloat16 natively
+
+
+def cpu_has_bfloat16(cpuinfo="/proc/cpuinfo") -> bool:
+    """Whether this CPU computes in bfloat16 natively (AVX-512 BF16 or AMX), from Linux's ``/proc/cpuinfo``.
+
+    Without those instructions bfloat16 is emulated, and slower than float32. Where there is no
+    ``/proc/cpuinfo`` to read (macOS, Windows) the answer is False.
+    """
+    try:
+        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return any(flag in line.partition(":")[2].split() for flag in BFLOAT16_CPU_FLAGS)
+    return False
+
+
+def _choose_precision(precision: str | None, mixed_precision: bool | None, gpus: int, cpu_bfloat16: bool) -> str:
     """``precision`` or ``mixed_precision`` when given (they must agree), else the environment, else the machine."""
     from_env = precision_from_env()  # checked even when an argument decides
     if precision is not None and precision not in PRECISIONS:
@@ -111,15 +130,23 @@ def _choose_precision(precision: str | None, mixed_precision: bool | None, gpus:
         return precision
     if mixed_precision is not None:
         return "mixed_float16" if mixed_precision else "float32"
-    return from_env or ("mixed_float16" if gpus > 0 else "float32")
+    if from_env:
+        return from_env
+    if gpus > 0:
+        return "mixed_float16"
+    return "mixed_bfloat16" if cpu_bfloat16 and cpu_has_bfloat16() else "float32"
 
 
 def device_policy(mixed_precision: bool | None = None, xla: bool | None = None, apply: bool = True,
-                  verbose: bool = True, precision: str | None = None) -> DevicePolicy:
+                  verbose: bool = True, precision: str | None = None, cpu_bfloat16: bool = False) -> DevicePolicy:
     """Decide (and report) how to use this machine; ``None`` means "the best choice here".
 
     On a GPU, mixed precision and XLA are on: both make convolutions much faster there.
-    On a CPU both are off: float16 is slow on CPUs and XLA compiles for long and gains little.
+    On a CPU both are off: float16 is slow on CPUs and XLA compiles for long and gains little
+    (benchmarks/precision_and_xla.md). ``cpu_bfloat16=True`` chooses "mixed_bfloat16" on a CPU
+    that computes in bfloat16 natively (:func:`cpu_has_bfloat16`): pass it for a model whose
+    accuracy in bfloat16 was measured to match float32, as for the ``residual-cnn`` recipe
+    (docs/results.md; 1.2-1.3 times faster on such a CPU).
     ``precision`` names the Keras dtype policy: "float32", "mixed_float16" or
     "mixed_bfloat16"; ``mixed_precision=True`` is short for "mixed_float16". Without either,
     the environment variable ``BRAINLAB_PRECISION`` decides when it is set (so a notebook
@@ -129,7 +156,7 @@ def device_policy(mixed_precision: bool | None = None, xla: bool | None = None, 
     ``apply=True`` sets Keras's global dtype policy, which only affects models built afterwards.
     """
     gpus = gpu_count()
-    precision = _choose_precision(precision, mixed_precision, gpus)
+    precision = _choose_precision(precision, mixed_precision, gpus, cpu_bfloat16)
     xla = gpus > 0 if xla is None else bool(xla)
     strategy = tf.distribute.MirroredStrategy() if gpus > 1 else tf.distribute.get_strategy()
     if apply:

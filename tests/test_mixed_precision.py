@@ -179,6 +179,30 @@ def test_device_policy_accepts_a_precision_by_name(precision_name):
     assert agreeing.precision == precision_name
 
 
+FLAGS = "fpu vme de pse tsc msr avx2 avx512f avx512bw"
+
+
+@pytest.mark.parametrize("flags, native", [(FLAGS, False), (FLAGS + " avx512_bf16", True),
+                                           (FLAGS + " amx_bf16 amx_tile", True), ("", False)])
+def test_cpu_has_bfloat16_reads_the_flags_of_proc_cpuinfo(tmp_path, flags, native):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: {flags}\n\nprocessor\t: 1\n")
+    assert train.cpu_has_bfloat16(cpuinfo) is native
+    assert train.cpu_has_bfloat16(tmp_path / "absent") is False  # no /proc/cpuinfo (macOS, Windows)
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: avx512_bf16_not_a_flag\n")
+    assert train.cpu_has_bfloat16(cpuinfo) is False
+
+
+def test_bfloat16_on_a_cpu_only_where_asked_and_the_cpu_has_it(monkeypatch):
+    native = train.cpu_has_bfloat16()  # this machine's answer: the test holds on CPUs with and without it
+    assert train.device_policy(verbose=False).precision == "float32"
+    asked = train.device_policy(cpu_bfloat16=True, verbose=False)
+    assert asked.precision == keras.config.dtype_policy().name == ("mixed_bfloat16" if native else "float32")
+    monkeypatch.setenv("BRAINLAB_PRECISION", "float32")  # the environment and arguments say more
+    assert train.device_policy(cpu_bfloat16=True, verbose=False).precision == "float32"
+    assert train.device_policy(cpu_bfloat16=True, precision="mixed_float16", verbose=False).precision == "mixed_float16"
+
+
 def test_device_policy_refuses_contradictions_and_unknown_names():
     with pytest.raises(ValueError, match="contradict"):
         train.device_policy(precision="mixed_float16", mixed_precision=False, verbose=False)
