@@ -308,3 +308,20 @@ def test_needs_imagenet_cells_are_recorded_only_from_a_run_with_the_weights(tmp_
     nb.cells[1].outputs = executed.cells[1].outputs  # a random-start number shown anyway: a problem
     nbformat.write(nb, path)
     assert bool(run_course.output_problems(path)) is timing_only
+
+
+def test_progress_bars_are_left_out_of_recorded_outputs_and_nothing_else():
+    def display(text, widget=True):
+        data = {"text/plain": text}
+        if widget:
+            data[run_course.WIDGET_VIEW] = {"model_id": "abc", "version_major": 2, "version_minor": 0}
+        return nbformat.v4.new_output("display_data", data=data)
+
+    bars = [display("  0%|          | 0/15 [00:00<?, ?epoch/s]"), display("0batch [00:00, ?batch/s]"),
+            display("decoding official-train:   0%|          | 0/2870 [00:00<?, ?img/s]", widget=False)]
+    kept = [display("VBox(children=(Dropdown(options=('glioma_tumor',), value='glioma_tumor'),))"),
+            display("   epoch  accuracy\n0      0     0.654", widget=False),
+            nbformat.v4.new_output("stream", name="stderr", text="  0%|          | 0/15 [00:00<?, ?epoch/s]"),
+            nbformat.v4.new_output("execute_result", data={"text/plain": "3 [00:00, 1.0/s]"}, execution_count=1)]
+    assert [run_course.is_progress_bar(out) for out in bars] == [True, True, True]
+    assert [run_course.is_progress_bar(out) for out in kept] == [False, False, False, False]

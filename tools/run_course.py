@@ -46,6 +46,7 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 MAX_NOTEBOOK_BYTES = 3 * 2**20  # a notebook with recorded outputs stays under 3 MB
 IMAGENET_TAG = "needs-imagenet"
 CHECK_OUTPUT = "# NBVAL_CHECK_OUTPUT"  # cells nbval compares in quick mode
@@ -340,6 +341,19 @@ def portable(outputs, data: str | None = None) -> None:
                 out["data"][mime] = fix(out["data"][mime])
 
 
+TQDM_ENDING = re.compile(r"\[\d+:\d+(?:<[^\],]*)?, [^\]]*\]$")  # "[00:12<00:03, 5.3batch/s]", "[00:00, ?img/s]"
+
+
+def is_progress_bar(output) -> bool:
+    """Whether ``output`` is a progress bar's widget: its plain-text stand-in shows the bar as it started (0%).
+
+    Recorded, it would tell a reader that nothing happened, so ``record`` leaves it out.
+    """
+    data = output.get("data", {})
+    return (output.get("output_type") == "display_data" and set(data) <= {"text/plain", WIDGET_VIEW}
+            and bool(TQDM_ENDING.search(str(data.get("text/plain", "")).strip())))
+
+
 def record(path: Path, run: Run, machine: str, data: str | None = None) -> list[str]:
     """Write ``run``'s outputs into the notebook at ``path``, every code cell stamped; notes for the person."""
     from brainlab.course import notebook_bytes
@@ -356,9 +370,9 @@ def record(path: Path, run: Run, machine: str, data: str | None = None) -> list[
             cell.outputs, cell.execution_count = [], None
             cell.metadata.get("brainlab", {}).pop("source_sha", None)
             continue
-        outputs = list(new.outputs)
+        outputs = [out for out in new.outputs if not is_progress_bar(out)]
         for out in outputs:  # a widget cannot be drawn from a file: keep its plain-text stand-in
-            out.get("data", {}).pop("application/vnd.jupyter.widget-view+json", None)
+            out.get("data", {}).pop(WIDGET_VIEW, None)
         portable(outputs, data)
         kept_check = (CHECK_OUTPUT in cell.source and cell.outputs and _text(cell.outputs) != _text(outputs)
                       and cell.metadata.get("brainlab", {}).get("source_sha") in (None, source_sha(cell.source)))
@@ -465,6 +479,9 @@ def imagenet_weights_reachable(url: str | None = None, timeout: float = 5.0) -> 
     """True when the ResNet50 ImageNet weights are cached, or ``url`` (default: theirs) answers within ``timeout`` s."""
     import urllib.request
 
+    from brainlab import startup
+
+    startup.import_tensorflow()  # without TensorFlow's start-up log lines in the runner's output
     from brainlab import models
 
     if models.imagenet_weights_cached():
