@@ -12,6 +12,10 @@ installs brainlab from that same ref::
 every notebook to match (``--check`` only reports where they disagree); a fork of the course
 runs it once. Until the project is published under a real address, the address below is a
 setting, not a promise that the repository exists.
+
+Two helpers for the notebooks live here too: :func:`headline` prints a notebook's key numbers
+for ``python3 tasks.py course``, and :func:`measured_table` shows a table of docs/results.md
+where a run is too long for a lab session.
 """
 from __future__ import annotations
 

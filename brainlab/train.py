@@ -44,8 +44,8 @@ from brainlab.history import MONITOR, best_row, monitored
 from brainlab.models import NUM_CLASSES, parameter_counts
 
 __all__ = ["BACKUP_DIR", "CannotCacheFeatures", "DevicePolicy", "FitResult", "RUN_FILES", "class_weights",
-           "compile_model", "cpu_has_bfloat16", "dataset_labels", "device_policy", "fine_tune_two_stage", "fit", "gpu_count",
-           "gradient_norms", "run_finished", "split_at_trainable"]
+           "compile_model", "cpu_has_bfloat16", "dataset_labels", "device_policy", "fine_tune_two_stage", "fit",
+           "gpu_count", "gradient_norms", "run_finished", "split_at_trainable"]
 
 BACKUP_DIR = "backup"
 RUN_FILES = ("config.json", "history.csv", "best.keras", "last.keras", "metrics.json")

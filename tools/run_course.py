@@ -29,12 +29,12 @@ import hashlib
 import io
 import json
 import os
-import shutil
-import tempfile
 import platform
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
