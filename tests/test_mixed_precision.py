@@ -242,7 +242,9 @@ def test_a_16_bit_softmax_is_read_as_probabilities_not_as_scores(mixed_precision
     x = np.random.default_rng(0).normal(0, 3, (2000, 16)).astype("float32")
     outputs = model.predict(x, verbose=0, batch_size=1000)
     assert outputs.dtype.name == COMPUTE[mixed_precision]
-    assert np.abs(outputs.astype(np.float64).sum(axis=1) - 1).max() > 1e-3  # beyond float32's slack
+    # Beyond float32's slack (about 1e-7). How far beyond depends on the CPU's 16-bit kernels: 2-3e-3 on an
+    # AMD EPYC, 4e-4 in float16 on an Intel Xeon with AMX; both are what as_probabilities must repair.
+    assert np.abs(outputs.astype(np.float64).sum(axis=1) - 1).max() > 1e-5
     probabilities = evaluate.as_probabilities(outputs)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-12)
     # rescaled, not pushed through a second softmax (which would flatten them towards 0.25)
