@@ -336,14 +336,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--quick", action="store_true", help="the bundled sample and 2 epochs: about a minute")
         p.add_argument("--epochs", type=int)
         p.add_argument("--split", choices=["official", "clean"], default="official",
-                       help="official Training/Testing, or the leakage-free split made by `brainlab audit`")
+                       help="official Training/Testing, or the copy-free split made by `brainlab audit` (no exact "
+                            "or near copies across its parts; neighbouring slices and patients are not checked)")
         p.add_argument("--manifest", metavar="CSV", help="a split manifest (path,class,split) to use for --split clean")
         p.add_argument("--weights", default="imagenet" if name == "reproduce" else None,
                        help="imagenet, none (random start) or a weights FILE")
         p.add_argument("--preprocessing", choices=["imagenet", "rescale"], help="input scaling of ResNet50 models")
-        p.add_argument("--augmentation", choices=["standard", "source-shift"],
-                       help="residual-cnn: the standard augmentation, or one aimed at differences of source "
-                            "(gamma, blur, noise, zoom, shift)")
+        p.add_argument("--augmentation", choices=experiment.CHOICES["augmentation"],
+                       help="standard (the default); residual-cnn: source-shift, aimed at differences of source "
+                            "(gamma, blur, noise, zoom, shift); paper: none, the fast variant (" +
+                            experiment.FAST_VARIANT + ")")
         p.add_argument("--crop", choices=["none", "head"], help="cut every image to the square around the head")
         p.add_argument("--image-size", type=int)
         p.add_argument("--batch-size", type=int)

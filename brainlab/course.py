@@ -37,6 +37,13 @@ FOLDERS = ("notebooks", "solutions", "exercises")
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 MOVING_REFS = frozenset({"main", "master", "head", "develop", "dev", "trunk", "latest", "stable", "gh-pages"})
 
+# Notebook 03's training in full mode (its IMAGE_SIZE, EPOCHS and BATCH_SIZE). The exercises that repeat or
+# count that training read them here, so that they follow the notebook; tests/test_exercises.py checks
+# that notebook 03 sets the same values.
+FIRST_CNN_IMAGE_SIZE = 64
+FIRST_CNN_EPOCHS = 15
+FIRST_CNN_BATCH_SIZE = 32
+
 _NAME = r"[A-Za-z0-9_.-]+"
 _REF = r"[A-Za-z0-9_.+-]+"
 COLAB_URL = re.compile(rf"https://colab\.research\.google\.com/github/(?P<repo>{_NAME}/{_NAME})"
@@ -47,7 +54,8 @@ _SETTING_LINE = re.compile(r'^(?P<name>REPOSITORY|REF) = "(?P<value>[^"]*)"$', f
 
 __all__ = ["REPOSITORY", "REF", "FOLDERS", "CourseSettingError", "Change", "check_setting", "colab_url", "badge",
            "install_spec", "rewrite_notebook", "notebook_bytes", "read_setting", "write_setting", "apply", "add_arguments",
-           "run", "main", "headline", "RESULTS", "measured_table"]
+           "run", "main", "headline", "RESULTS", "measured_table",
+           "FIRST_CNN_IMAGE_SIZE", "FIRST_CNN_EPOCHS", "FIRST_CNN_BATCH_SIZE"]
 
 
 class CourseSettingError(BrainlabError):
@@ -260,10 +268,13 @@ def headline(**numbers) -> None:
     ``python3 tasks.py course`` collects these lines into its table of course runs
     (docs/course-runs.md). Each keyword is a name; floats are shown with 3 decimals, other
     values as they are. A run from random ResNet50 weights says so with
-    ``weights="random-start (timing only)"``, and the table then shows its time, not its numbers.
+    ``weights="random-start (timing only)"``: its numbers are then left out of the line (they would
+    mean nothing), and the table shows its time alone.
     """
     if not numbers:
         raise ValueError("headline() needs at least one number, e.g. headline(accuracy=0.74, split='official-test')")
+    if "random-start" in str(numbers.get("weights", "")):
+        numbers = {key: value for key, value in numbers.items() if not isinstance(value, Real)}
     parts = []
     for key, value in numbers.items():
         if not key.isidentifier():

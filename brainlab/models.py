@@ -474,18 +474,25 @@ def freeze(model_layers, trainable=False) -> None:
 
 
 def paper_model(weights="imagenet", image_size=128, channels=3, preprocessing="imagenet", dropout=0.5,
-                num_classes=NUM_CLASSES):
+                num_classes=NUM_CLASSES, augment_images=False):
     """The paper's model, to the parameter: 27,782,660 total, 5,249,668 trainable.
 
     ``ResNet50(include_top=False, input_shape=(128, 128, 3))`` with all but its last four
     layers frozen, then Flatten -> Dropout -> Dense(128, relu) -> Dropout -> Dense(4, softmax).
     ``preprocessing``: "imagenet" (correct, the default) or "rescale" (1/255, as many
     reproductions did). ``channels=1`` repeats the gray channel inside the model.
+    ``augment_images=True`` puts :func:`augment` in front (active only while training; no weights, so
+    the counts stay the paper's): the paper applies augmentation (section III.D) without saying which.
+    Augmentation changes the frozen part's input every epoch, so the cached-feature fast path of
+    :func:`brainlab.train.fit` cannot be used then.
     Note: the trainable conv5_block3_3_bn uses batch statistics while training, as in the paper.
     """
     weights_file = resolve_weights(weights)  # fail before the slow build
     inputs = keras.Input((image_size, image_size, channels), name="image")
-    x = preprocessing_layer(preprocessing)(to_rgb(inputs))
+    x = to_rgb(inputs)
+    if augment_images:
+        x = augment(x)
+    x = preprocessing_layer(preprocessing)(x)
     x = resnet50_features(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dropout(dropout, name="dropout_1")(x)

@@ -46,6 +46,9 @@ TOTAL_PARAMS = 27_782_660
 TRAINABLE_PARAMS = 5_249_668
 NON_TRAINABLE_PARAMS = 22_532_992
 PARAMS = {"total": TOTAL_PARAMS, "trainable": TRAINABLE_PARAMS, "non_trainable": NON_TRAINABLE_PARAMS}
+#: The same summary's shapes (figure 6): ResNet50's last feature map at 128 px, and Flatten's output.
+FEATURE_MAP_SHAPE = (4, 4, 2048)
+FLATTEN_OUTPUTS = 32_768
 
 #: Test images per class in the paper's classification report (figure 10). They add up to
 #: 394 and match the official ``Testing`` folder of the dataset.
@@ -70,12 +73,23 @@ AVERAGES = {
 }
 
 #: Settings the paper does not state (section III.D names augmentation, the input size and the
-#: split sizes, nothing more). Wherever brainlab needs one of these it makes its own choice.
-NOT_STATED = ("epochs", "batch size", "optimizer settings", "learning rate", "dropout rates",
-              "augmentation parameters", "pixel preprocessing", "validation split")
+#: split sizes, nothing more), each with the choice brainlab's ``paper`` recipe makes for it.
+NOT_STATED = {
+    "epochs": "20",
+    "batch size": "32",
+    "optimizer settings": "Adam with Keras's defaults",
+    "learning rate": "1e-3 (Keras's default for Adam), constant",
+    "dropout rates": "0.5 for both Dropout layers",
+    "augmentation parameters": ("horizontal flips, rotations up to 0.05 of a turn (18 degrees), zooms and "
+                                "contrast changes up to 10% (brainlab.models.augment)"),
+    "pixel preprocessing": ("pixels / 255 ('rescale', as many reproductions do); the ImageNet weights expect "
+                            "ImageNet's own preprocessing ('imagenet'), which notebook 07 compares"),
+    "validation split": "15% of Training, drawn within each class with seed 42",
+}
 
 
-__all__ = ["AVERAGES", "CLASS_NAMES", "DOI", "FRAMEWORK", "HARDWARE", "INPUT_SHAPE", "IMAGE_SIZE",
+__all__ = ["AVERAGES", "CLASS_NAMES", "DOI", "FEATURE_MAP_SHAPE", "FLATTEN_OUTPUTS", "FRAMEWORK", "HARDWARE",
+           "INPUT_SHAPE", "IMAGE_SIZE",
            "METRICS", "NOT_STATED", "PARAMS", "PER_CLASS", "TEST_ACCURACY", "TEST_ACCURACY_PRECISE",
            "TEST_SUPPORT", "TITLE", "TRAIN_ACCURACY", "per_class_table", "reported"]
 

@@ -167,17 +167,19 @@ def device_policy(mixed_precision: bool | None = None, xla: bool | None = None, 
     return policy
 
 
-def compile_model(model: keras.Model, learning_rate: float = 1e-3, xla: bool | None = None) -> keras.Model:
+def compile_model(model: keras.Model, learning_rate: float = 1e-3, xla: bool | None = None,
+                  metrics=("accuracy",)) -> keras.Model:
     """Adam, sparse categorical cross-entropy, accuracy: the paper's training setup.
 
     ``learning_rate``: a number, or a ``keras.optimizers.schedules`` schedule (changes per step).
 
     ``xla=None`` uses XLA on a GPU only (Keras's own default would also use it on a CPU).
-    Call it again after changing which layers are trainable.
+    ``metrics=()`` tracks the loss alone: for a run that only times the training (a random start),
+    whose accuracies would mean nothing. Call it again after changing which layers are trainable.
     """
     with model.distribute_strategy.scope():
         model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"], jit_compile=gpu_count() > 0 if xla is None else xla)
+                      metrics=list(metrics), jit_compile=gpu_count() > 0 if xla is None else xla)
     return model
 
 
@@ -591,7 +593,7 @@ def run_finished(run_dir) -> bool:
 def fine_tune_two_stage(model: keras.Model, train_ds, val_ds, run_dir, head_epochs: int = 5,
                         fine_tune_epochs: int = 10, head_learning_rate: float = 1e-3,
                         fine_tune_learning_rate: float = 1e-5, unfreeze_after: str = "conv4_block6_out",
-                        **fit_kwargs) -> tuple[FitResult | None, FitResult]:
+                        metrics=("accuracy",), **fit_kwargs) -> tuple[FitResult | None, FitResult]:
     """The improved recipe's training: first the head alone, then the top block gently.
 
     Stage 1 (``run_dir/1_head``) trains the new head on a frozen ResNet50 at
@@ -610,7 +612,7 @@ def fine_tune_two_stage(model: keras.Model, train_ds, val_ds, run_dir, head_epoc
     run_dir = Path(run_dir)
     head_dir, tune_dir = run_dir / "1_head", run_dir / "2_fine_tune"
     first = None
-    compile_model(model, head_learning_rate)
+    compile_model(model, head_learning_rate, metrics=metrics)
     if run_finished(head_dir):
         _check_same_settings(head_dir, _requested_settings(model, head_epochs, val_ds is not None, fit_kwargs))
     else:
@@ -618,7 +620,7 @@ def fine_tune_two_stage(model: keras.Model, train_ds, val_ds, run_dir, head_epoc
     best = head_dir / "best.keras"
     model.load_weights(best if best.exists() else head_dir / "last.keras")
     unfreeze_top(model, after=unfreeze_after)
-    compile_model(model, fine_tune_learning_rate)
+    compile_model(model, fine_tune_learning_rate, metrics=metrics)
     second = fit(model, train_ds, val_ds, tune_dir, fine_tune_epochs, **fit_kwargs)
     return first, second
 

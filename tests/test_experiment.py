@@ -46,12 +46,49 @@ def _check_outputs(out, recipe, epochs):
 
 @pytest.mark.slow
 def test_reproduce_quick_writes_every_file(tmp_path, capsys):
+    """The paper's setting (augmentation on) from a weights file: every file, every number."""
+    import keras
+
+    start = tmp_path / "start.weights.h5"  # a real start the test writes, as the ImageNet download would be
+    keras.applications.ResNet50(include_top=False, weights=None, input_shape=(128, 128, 3)).save_weights(start)
     out = tmp_path / "paper"
-    assert main(["reproduce", "--quick", "--weights", "none", "--out", str(out)]) == 0
+    assert main(["reproduce", "--quick", "--weights", str(start), "--out", str(out)]) == 0
     metrics = _check_outputs(out, "paper", 2)
-    assert metrics["settings"]["preprocessing"] == "rescale" and metrics["settings"]["weights"] == "none"
+    assert metrics["settings"]["preprocessing"] == "rescale" and metrics["settings"]["augmentation"] == "standard"
     assert {"history.csv", "best.keras", "config.json"} <= {p.name for p in (out / "run").iterdir()}
     assert "Test accuracy on sample-test" in capsys.readouterr().out
+    assert not json.loads((out / "run" / "config.json").read_text())["cached_features"]  # augmentation: full path
+    report = (out / "report.md").read_text()
+    assert "- augmentation: standard, crop: none" in report
+    assert "- not stated in the paper, so brainlab's choice: epochs: 20; batch size: 32;" in report
+    assert "- the paper's setting (section III.D): no: weights " in report  # a weights file, not ImageNet's
+
+
+# Anything that reads as a measured number: "accuracy 0.393", "accuracy: 0.39", '"auc": 0.65', "recall=0.2"
+METRIC_VALUE = re.compile(r"(accuracy|recall|precision|f1|auc)\W{0,4}\s*[0-9.]*[0-9]", flags=re.I)
+
+
+@pytest.mark.slow
+def test_a_random_start_of_the_paper_recipe_times_it_and_shows_no_number(tmp_path, capsys):
+    out = tmp_path / "paper"
+    assert main(["reproduce", "--quick", "--weights", "none", "--augmentation", "none", "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert "Timing only: no ImageNet weights" in printed.out
+    written = {p.relative_to(out).as_posix(): p for p in out.rglob("*") if p.is_file()}
+    assert not {"predictions.csv", "confusion.png", "roc.png", "per_class.png", "curves.png"} & set(written)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["timing_only"] is True and metrics["seconds"] > 0 and metrics["n_images"] == 40
+    assert not {"accuracy", "per_class", "macro_auc", "confusion_matrix", "split"} & set(metrics)
+    assert metrics["departures_from_paper"][0].startswith("augmentation none: not the paper's setting")
+    history = pd.read_csv(out / "run" / "history.csv")
+    assert not [c for c in history.columns if "acc" in c]  # not even tracked while training
+    texts = [printed.out, printed.err] + [p.read_text() for name, p in written.items()
+                                           if name.endswith((".json", ".md", ".csv"))]
+    found = [m.group(0) for text in texts for m in METRIC_VALUE.finditer(text)]
+    assert not found, f"a random start's numbers were shown: {found}"
+    # and it cannot be scored later, under any name
+    assert main(["evaluate", "--run", str(out), "--data", str(tmp_path), "--out", str(tmp_path / "ev")]) == 1
+    assert "timing-only run" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -144,7 +181,8 @@ REFUSED = [  # (recipe, setting, value, what the message says)
     ("residual-cnn", "preprocessing", "rescale", "the residual-cnn recipe standardises every scan"),
     ("small-cnn", "augmentation", "source-shift", "the small-cnn recipe uses the standard augmentation only"),
     ("improved", "augmentation", "source-shift", "the improved recipe uses the standard augmentation only"),
-    ("paper", "augmentation", "standard", "the paper recipe trains without augmentation, as the paper does"),
+    ("paper", "augmentation", "source-shift", "the paper recipe applies the standard augmentation, as the paper does"),
+    ("residual-cnn", "augmentation", "none", "the residual-cnn recipe trains with an augmentation"),
 ]
 
 
