@@ -79,9 +79,11 @@ def rows_by_notebook(table):
 
 
 def test_headline_prints_one_line_of_names_and_values(capsys):
-    assert course.headline(accuracy=0.74321, split="official-test", images=394, weights="random-start (timing only)") is None
-    assert capsys.readouterr().out == ("Headline: accuracy=0.743 split=official-test images=394 "
-                                       "weights=random-start (timing only)\n")
+    assert course.headline(accuracy=0.74321, split="official-test", images=394, weights="imagenet") is None
+    assert capsys.readouterr().out == "Headline: accuracy=0.743 split=official-test images=394 weights=imagenet\n"
+    # a random start's numbers mean nothing: the line keeps only what is not a number
+    course.headline(accuracy=0.74321, split="official-test", images=394, weights="random-start (timing only)")
+    assert capsys.readouterr().out == "Headline: split=official-test weights=random-start (timing only)\n"
     with pytest.raises(ValueError, match="at least one"):
         course.headline()
     with pytest.raises(ValueError, match="one line"):
@@ -146,13 +148,18 @@ def test_record_writes_outputs_stamped_with_their_source(course_runs):
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
     assert [c.id for c in code] == ["cell0", "cell1", "cell2", "cell3", "cell4"], "cell ids are kept"
     assert code[0].outputs[0]["text"].startswith("Headline: accuracy=0.743")
-    assert f"quick 1 cwd {course_runs['folder']}" in code[1].outputs[0]["text"], "quick mode, in its own folder"
+    # quick mode, in its own folder, which the recording names by its last part only (no machine path)
+    assert f"quick 1 cwd …/{Path(course_runs['folder']).name}\n" == code[1].outputs[0]["text"]
     assert code[2].outputs[0]["text"] == "shown only while running\n", "not timing only: a needs-imagenet cell keeps it"
     assert code[4].outputs[0]["text"] == COMPARED, "an output nbval compares is not replaced by another mode's"
     assert "cell 6 (# NBVAL_CHECK_OUTPUT) printed something else in quick mode" in course_runs["second"].stdout
     for cell in code:
         assert cell.metadata["brainlab"]["source_sha"] == run_course.source_sha(cell.source)
     assert run_course.output_problems(course_runs["good"]) == []
+    # one cell is tagged needs-imagenet: the recording put the notice about it right after the title
+    assert nb.cells[1].metadata["brainlab"]["notice"] == run_course.NOTICE
+    assert nb.cells[1].source == run_course.imagenet_notice(nb, "01_good", course_runs["out"] / "course-runs.json")
+    assert nb.cells[1].source.startswith("> **ImageNet weights.** 1 code cell of this notebook")  # not timing only
 
 
 def test_images_are_re_encoded_smaller_until_the_notebook_fits(tmp_path):
@@ -178,18 +185,21 @@ def test_images_are_re_encoded_smaller_until_the_notebook_fits(tmp_path):
 
 def test_staleness_check_notices_a_changed_cell_and_misplaced_outputs(course_runs, tmp_path):
     nb = nbformat.read(course_runs["good"], as_version=4)
-    nb.cells[2].source += "\nprint('changed after the run')"
-    nb.cells[3].outputs = [nbformat.v4.new_output("stream", name="stdout", text="an old output\n")]  # tagged cell
+    number = {cell.get("id"): n for n, cell in enumerate(nb.cells, start=1)}  # the recording added the notice cell
+    cell = {cell.get("id"): cell for cell in nb.cells}
+    cell["cell1"].source += "\nprint('changed after the run')"
+    cell["cell2"].outputs = [nbformat.v4.new_output("stream", name="stdout", text="an old output\n")]  # tagged cell
     nb.metadata["brainlab"]["recorded"]["timing_only"] = True  # ... of a notebook recorded with a random start
-    nb.cells[4].metadata.pop("brainlab")  # an output without a stamp
+    cell["cell3"].metadata.pop("brainlab")  # an output without a stamp
     changed = tmp_path / "changed.ipynb"
     nbformat.write(nb, changed)
     problems = run_course.output_problems(changed)
     assert len(problems) == 3, problems
-    assert problems[0].startswith("cell 3 was changed after its outputs were recorded")
-    assert problems[1].startswith(f"cell 4 is tagged {run_course.IMAGENET_TAG} (its output depends on the ImageNet")
-    assert problems[2].startswith("cell 5 has outputs but no source stamp")
-    assert run_course.output_problems(course_runs["good"], outputs_allowed=False)[0].startswith("cell 2 has outputs")
+    assert problems[0].startswith(f"cell {number['cell1']} was changed after its outputs were recorded")
+    assert problems[1].startswith(f"cell {number['cell2']} is tagged {run_course.IMAGENET_TAG} (its output depends on")
+    assert problems[2].startswith(f"cell {number['cell3']} has outputs but no source stamp")
+    assert run_course.output_problems(course_runs["good"], outputs_allowed=False)[0].startswith(
+        f"cell {number['cell0']} has outputs")
     # --stamp stamps what is there (the tagged cell's output stays a problem)
     assert tool(str(changed), "--stamp").returncode == 0
     assert run_course.output_problems(changed) == [problems[1]]
@@ -238,6 +248,17 @@ def test_recorded_text_names_no_folder_of_this_machine(tmp_path):
     run_course.portable(outputs, str(data))
     assert outputs[0]["text"] == "$BRAINLAB_DATA/Training/glioma_tumor/1.jpg\n../runs/03 holds it\n"
     assert outputs[1]["data"]["text/plain"] == "PosixPath('~/.cache/x')"
+    # every setting's folder by its name, the default cache too; any other machine path loses its folders
+    env = {"BRAINLAB_RUNS": str(tmp_path / "course_runs" / "runs"), "BRAINLAB_EXTERNAL_DATA": str(tmp_path / "ext"),
+           "BRAINLAB_CACHE": str(tmp_path / "cache")}
+    text = (f"{tmp_path}/course_runs/runs/06_reproduce/report.md, {tmp_path}/ext/Testing/glioma/a.jpg, "
+            f"{tmp_path}/cache/decoded, {Path.home()}/.cache/brainlab/datasets, "
+            "/usr/lib/python3.11/site-packages/keras/src/trainer.py:12: UserWarning")
+    outputs = [nbformat.v4.new_output("stream", name="stderr", text=text)]
+    run_course.portable(outputs, None, env)
+    assert outputs[0]["text"] == ("$BRAINLAB_RUNS/06_reproduce/report.md, $BRAINLAB_EXTERNAL_DATA/Testing/glioma/a.jpg, "
+                                  "$BRAINLAB_CACHE/decoded, $BRAINLAB_CACHE/datasets, …/trainer.py:12: UserWarning")
+    assert not run_course.ABSOLUTE_PATH.search(outputs[0]["text"])
 
 
 def test_tasks_course_runs_the_tool_in_the_environment_with_its_arguments(monkeypatch):

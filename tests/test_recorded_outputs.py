@@ -34,5 +34,39 @@ def test_solutions_and_exercises_carry_no_outputs(path):
     assert not problems, f"{relative(path)}:\n" + "\n".join(problems)
 
 
+@pytest.mark.parametrize("path", COURSE, ids=relative)
+def test_a_notebook_with_imagenet_cells_opens_with_the_notice_its_tags_make(path):
+    """Where cells are tagged needs-imagenet, the cell after the title says how many are empty, why, and what to do."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    expected = run_course.imagenet_notice(nb, path.stem)
+    notices = [i for i, cell in enumerate(nb.cells)
+               if cell.metadata.get("brainlab", {}).get("notice") == run_course.NOTICE]
+    if expected is None:
+        assert not notices, f"{relative(path)} has no needs-imagenet cells, yet a notice about them"
+        return
+    assert notices == [1], f"{relative(path)}: the notice belongs right after the title (cell 1), found at {notices}"
+    assert nb.cells[1].source == expected, (f"{relative(path)}: the notice is out of step with the tags or "
+                                            "docs/course-runs.json: run .venv/bin/python tools/run_course.py --notices")
+
+
+def test_the_notice_counts_the_tagged_cells_and_names_their_sections():
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# 99 · A notebook"),
+                                         nbformat.v4.new_markdown_cell("## 1. Data"), nbformat.v4.new_code_cell("x = 1"),
+                                         nbformat.v4.new_markdown_cell("## 2. Training"),
+                                         nbformat.v4.new_code_cell("fit()"), nbformat.v4.new_code_cell("score()")])
+    assert run_course.imagenet_notice(nb, "99_a") is None
+    for cell in nb.cells[4:]:
+        cell.metadata["tags"] = ["needs-imagenet"]
+    text = run_course.imagenet_notice(nb, "99_a")
+    assert text.startswith("> **Why 2 code cells below show no output.** Their results (section 2) depend on")
+    assert "the paper reports 0.51 test accuracy (section IV.C, figure 10)" in text and "On a CPU" not in text
+    nb.metadata["brainlab"] = {"recorded": {"timing_only": False}}
+    assert run_course.imagenet_notice(nb, "99_a").endswith("the run recorded here had them.")
+
+
 def test_the_course_has_notebooks_to_check():
     assert len(COURSE) >= 10 and len(WITHOUT_OUTPUTS) >= 20

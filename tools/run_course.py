@@ -53,6 +53,10 @@ CHECK_OUTPUT = "# NBVAL_CHECK_OUTPUT"  # cells nbval compares in quick mode
 HEADLINE = re.compile(r"^Headline: (.*)$", flags=re.M)
 TIMING_ONLY = "timing only: ImageNet weights not available"
 GIB = 2**30
+# An absolute path of two or more folders, which no recorded output may show.
+ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~$])/(?:[A-Za-z0-9_.+-]+/){2,}")
+# The folders a reader has under another name: each setting's value becomes the setting's name.
+PLACEHOLDERS = ("BRAINLAB_DATA", "BRAINLAB_EXTERNAL_DATA", "BRAINLAB_RUNS", "BRAINLAB_CACHE")
 
 
 # --------------------------------------------------------------------------- stamps and the staleness check
@@ -101,7 +105,23 @@ def output_problems(path: Path, outputs_allowed: bool = True) -> list[str]:
         elif recorded != source_sha(cell.source):
             problems.append(f"cell {number} was changed after its outputs were recorded (stamp {recorded}, source "
                             f"now {source_sha(cell.source)}): record the notebook again or clear the cell's outputs")
+        if outputs_allowed:
+            shown = sorted({m.group(0) for m in ABSOLUTE_PATH.finditer(_printed(cell.outputs))})
+            if shown:
+                problems.append(f"cell {number} shows this machine's folders ({', '.join(shown[:3])}): record it "
+                                "again (the recorder writes $BRAINLAB_DATA, $BRAINLAB_RUNS, ~ ... instead)")
     return problems
+
+
+def _printed(outputs) -> str:
+    """All the text a reader sees in a cell's outputs (streams, plain text, HTML, Markdown; not images)."""
+    parts = []
+    for out in outputs:
+        parts.append("".join(out.get("text", "")))
+        for mime in ("text/plain", "text/html", "text/markdown"):
+            value = out.get("data", {}).get(mime, "")
+            parts.append("".join(value) if isinstance(value, list) else value)
+    return "\n".join(parts)
 
 
 # --------------------------------------------------------------------------- the machine
@@ -320,10 +340,23 @@ def _text(outputs) -> str:
     return "".join(out.get("text", "") for out in outputs if out.get("output_type") == "stream")
 
 
-def portable(outputs, data: str | None = None) -> None:
-    """Replace this machine's folders in printed text by what a reader has: the dataset by ``$BRAINLAB_DATA``,
-    the course folder by ``..`` (the notebooks run in notebooks/), the home folder by ``~``."""
-    places = {str(Path(data).resolve()): "$BRAINLAB_DATA"} if data else {}
+def portable(outputs, data: str | None = None, env: dict | None = None) -> None:
+    """Replace this machine's folders in printed text by what a reader has.
+
+    The dataset becomes ``$BRAINLAB_DATA`` (``data``, or the setting in ``env``), and so do the second
+    dataset, the runs and the cache folders (``$BRAINLAB_EXTERNAL_DATA``, ``$BRAINLAB_RUNS``,
+    ``$BRAINLAB_CACHE``, the default cache folder too); the course folder becomes ``..`` (the notebooks run
+    in notebooks/), the home folder ``~``. Any other absolute path keeps only its last part (``…/file.py``).
+    """
+    env = dict(env or {})
+    if data:
+        env["BRAINLAB_DATA"] = data
+    places = {}
+    for name in PLACEHOLDERS:
+        if env.get(name, "").strip():
+            places[str(Path(env[name]).expanduser().resolve())] = f"${name}"
+    default_cache = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "brainlab"
+    places.setdefault(str(default_cache), "$BRAINLAB_CACHE")
     places.update({str(ROOT): "..", str(Path.home()): "~"})
     order = sorted((k for k in places if len(k) > 1), key=len, reverse=True)  # the innermost folder first
 
@@ -331,7 +364,7 @@ def portable(outputs, data: str | None = None) -> None:
         joined = "".join(text) if isinstance(text, list) else text
         for folder in order:
             joined = joined.replace(folder, places[folder])
-        return joined
+        return ABSOLUTE_PATH.sub("…/", joined)
 
     for out in outputs:
         if "text" in out:
@@ -354,7 +387,7 @@ def is_progress_bar(output) -> bool:
             and bool(TQDM_ENDING.search(str(data.get("text/plain", "")).strip())))
 
 
-def record(path: Path, run: Run, machine: str, data: str | None = None) -> list[str]:
+def record(path: Path, run: Run, machine: str, data: str | None = None, env: dict | None = None) -> list[str]:
     """Write ``run``'s outputs into the notebook at ``path``, every code cell stamped; notes for the person."""
     from brainlab.course import notebook_bytes
 
@@ -373,7 +406,7 @@ def record(path: Path, run: Run, machine: str, data: str | None = None) -> list[
         outputs = [out for out in new.outputs if not is_progress_bar(out)]
         for out in outputs:  # a widget cannot be drawn from a file: keep its plain-text stand-in
             out.get("data", {}).pop(WIDGET_VIEW, None)
-        portable(outputs, data)
+        portable(outputs, data, env)
         kept_check = (CHECK_OUTPUT in cell.source and cell.outputs and _text(cell.outputs) != _text(outputs)
                       and cell.metadata.get("brainlab", {}).get("source_sha") in (None, source_sha(cell.source)))
         if IMAGENET_TAG in cell.metadata.get("tags", []) and run.timing_only:  # random-start numbers: not shown
@@ -408,6 +441,87 @@ def stamp_existing(paths) -> int:
         print(f"[course] {path.name}: stamped {len(changed)} cell(s) with outputs"
               + (f" (cells {', '.join(map(str, changed))})" if changed else ""), flush=True)
     return 0
+
+
+# --------------------------------------------------------------------------- the needs-imagenet notice
+NOTICE = "imagenet-notice"  # metadata.brainlab.notice of the markdown cell that explains the empty cells
+COURSE_RUNS = ROOT / "docs" / "course-runs.json"
+
+
+def _sections_of(nb, numbers) -> list[str]:
+    """The section (its number, or its heading) each of the cells ``numbers`` stands in, in order, once each."""
+    sections, current = [], None
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            headings = re.findall(r"^## (.+)$", cell.source, flags=re.M)
+            if headings:
+                current = headings[-1].strip()
+        if index in numbers and current and current not in sections:
+            sections.append(current)
+    return [re.match(r"(\d+)\.", s).group(1) if re.match(r"\d+\.", s) else f"'{s}'" for s in sections]
+
+
+def _measured_full_run(notebook: str, table_path: Path = COURSE_RUNS) -> str | None:
+    """'5.5 minutes on a 2-core AMD EPYC': the newest full-mode time of ``notebook`` in docs/course-runs.json."""
+    table = json.loads(table_path.read_text()) if table_path.is_file() else {"rows": [], "machines": {}}
+    rows = [r for r in table["rows"] if r["notebook"] == notebook and r["mode"] == "full" and r["status"] == "ok"]
+    if not rows:
+        return None
+    row = max(rows, key=lambda r: r["date"])
+    machine = table["machines"].get(row["machine"], {})
+    where = f"a {machine['cores']}-core {machine['cpu']}" if machine.get("cpu") else row["machine"]
+    return f"{row['seconds'] / 60:.1f} minutes on {where} ({row['date']})"
+
+
+def imagenet_notice(nb, notebook: str, table_path: Path = COURSE_RUNS) -> str | None:
+    """The notice a notebook with ``needs-imagenet`` cells opens with, made from its tags; None without any.
+
+    It says how many cells are empty and why, what the paper reported, and what to do (a GPU runtime, or
+    the measured CPU time). tests/test_recorded_outputs.py keeps each notebook's notice equal to this.
+    """
+    from brainlab import paper
+
+    tagged = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code" and IMAGENET_TAG in cell.metadata.get("tags", [])]
+    if not tagged:
+        return None
+    sections = _sections_of(nb, set(tagged))
+    where = (f" (section{'s' if len(sections) > 1 else ''} {', '.join(sections[:-1]) + ' and ' if len(sections) > 1 else ''}"
+             f"{sections[-1]})") if sections else ""
+    count = f"{len(tagged)} code cell{'s' if len(tagged) > 1 else ''}"
+    if nb.metadata.get("brainlab", {}).get("recorded", {}).get("timing_only") is False:
+        return (f"> **ImageNet weights.** {count} of this notebook{where} show results that depend on the ResNet50's "
+                "ImageNet weights; the run recorded here had them.")
+    measured = _measured_full_run(notebook, table_path)
+    timing = (f" On a CPU the whole notebook took {measured} in full mode, timed from random weights: the "
+              "ImageNet weights change the numbers, not the arithmetic." if measured else "")
+    return (f"> **Why {count} below show no output.** Their results{where} depend on the ResNet50's ImageNet "
+            "weights, which could not be downloaded where this copy was recorded. That run started from random "
+            "weights instead, for timing only: its accuracies, curves and maps would mean nothing, so they were "
+            "left out. Every other output on this page is real: it does not depend on those weights. For the "
+            f"model these cells train, the paper reports {paper.TEST_ACCURACY:.2f} test accuracy (section IV.C, "
+            "figure 10). **To see them**, run the notebook where Keras can download the weights (94 MB, once): "
+            "on Colab, *Runtime > Change runtime type > GPU*, then *Run all*." + timing)
+
+
+def refresh_notice(path: Path, table_path: Path = COURSE_RUNS) -> bool:
+    """Put the notebook's needs-imagenet notice right after its title (or remove a stale one); True if it changed."""
+    from brainlab.course import notebook_bytes
+
+    nb = nbformat.read(path, as_version=4)
+    text = imagenet_notice(nb, path.stem, table_path)
+    old = [i for i, cell in enumerate(nb.cells) if cell.metadata.get("brainlab", {}).get("notice") == NOTICE]
+    if text is None and not old:
+        return False
+    if old and text is not None and nb.cells[old[0]].source == text and len(old) == 1:
+        return False
+    for i in reversed(old):
+        del nb.cells[i]
+    if text is not None:
+        cell = nbformat.v4.new_markdown_cell(text)
+        cell.metadata["brainlab"] = {"notice": NOTICE}
+        nb.cells.insert(1, cell)
+    path.write_bytes(notebook_bytes(nb))
+    return True
 
 
 # --------------------------------------------------------------------------- the table
@@ -506,6 +620,8 @@ def parse(argv=None) -> argparse.Namespace:
                         "notebook, stamped with each cell's source hash")
     parser.add_argument("--stamp", action="store_true", help="run nothing: stamp the outputs the notebooks already "
                         "carry with their cells' source hash")
+    parser.add_argument("--notices", action="store_true", help="run nothing: rewrite each notebook's notice about "
+                        "its needs-imagenet cells from its tags and docs/course-runs.json")
     parser.add_argument("--out-dir", metavar="DIR", default=str(ROOT / "docs"),
                         help="where course-runs.md and course-runs.json go (default: docs/)")
     parser.add_argument("--progress-every", type=float, default=60.0, metavar="S", help=argparse.SUPPRESS)
@@ -517,6 +633,10 @@ def main(argv=None) -> int:
     paths = select(args.notebooks)
     if args.stamp:
         return stamp_existing(paths)
+    if args.notices:
+        for path in paths:
+            print(f"[course] {path.name}: notice {'rewritten' if refresh_notice(path) else 'up to date'}", flush=True)
+        return 0
     if args.record and any(path.parent.name in ("solutions", "exercises") for path in paths):
         print("[course] --record writes outputs into notebooks/ only: solutions/ and exercises/ are committed "
               "without outputs.", file=sys.stderr)
@@ -553,7 +673,7 @@ def main(argv=None) -> int:
               + "".join(f"\n[course]   Headline: {line}" for line in run.headlines), flush=True)
         if args.record:
             if run.ok:
-                for note in record(path, run, machine_name(machine), env.get("BRAINLAB_DATA")):
+                for note in record(path, run, machine_name(machine), env.get("BRAINLAB_DATA"), env):
                     print(f"[course]   {path.name}: {note}", flush=True)
                 print(f"[course]   outputs recorded in {path}", flush=True)
             else:
@@ -561,6 +681,8 @@ def main(argv=None) -> int:
         table = merge(out / "course-runs.json", runs, machine)  # after every notebook: a long run keeps its rows
         (out / "course-runs.json").write_text(json.dumps(table, indent=1) + "\n")
         (out / "course-runs.md").write_text(render(table))
+        if args.record and run.ok and refresh_notice(path, out / "course-runs.json"):
+            print(f"[course]   {path.name}: its needs-imagenet notice now says this run's time", flush=True)
     failed = [run.notebook for run in runs if not run.ok]
     print(f"[course] {len(runs) - len(failed)} of {len(runs)} notebooks ran; table in {out / 'course-runs.md'}"
           + (f"; failed: {', '.join(failed)}" if failed else ""), flush=True)
