@@ -215,6 +215,23 @@ def test_every_check_fails_until_the_exercise_is_solved(path, monkeypatch):
     assert all(error is None for kind, error in results if kind == "code"), f"{path.name}: {results}"
 
 
+# --------------------------------------------------------------------------- other notebooks' settings
+
+FIRST_CNN_SETTINGS = {"IMAGE_SIZE": "FIRST_CNN_IMAGE_SIZE", "EPOCHS": "FIRST_CNN_EPOCHS", "BATCH_SIZE": "FIRST_CNN_BATCH_SIZE"}
+
+
+def test_notebook_03_trains_as_brainlab_course_says():
+    """Exercises repeat and count notebook 03's training from brainlab.course: the notebook must set the same."""
+    nb = nbformat.read(REPO / "notebooks" / "03_first_cnn.ipynb", as_version=4)
+    code = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "code")
+    for name, constant in FIRST_CNN_SETTINGS.items():
+        match = re.search(rf"^{name} = (?:config\.quick\()?([\w.]+)", code, flags=re.M)
+        assert match, f"notebook 03 sets no {name}"
+        value, wanted = match.group(1), getattr(course, constant)
+        assert value in (f"course.{constant}", str(wanted)), \
+            f"notebook 03 sets {name} = {value}, brainlab.course.{constant} is {wanted}: make them agree"
+
+
 # --------------------------------------------------------------------------- wrong answers are caught
 
 WRONG_ANSWERS = runpy.run_path(str(Path(__file__).with_name("wrong_answers.py")))["WRONG_ANSWERS"]
@@ -290,3 +307,5 @@ def test_every_check_rejects_its_recorded_wrong_answer(path, tmp_path, monkeypat
     assert all(error is None for _, kind, error in results if kind != "check"), f"{path.name}: {results}"
     passed = [cell_id for cell_id, kind, error in results if kind == "check" and error is None]
     assert not passed, f"{path.name}: these checks let a wrong answer through: {passed}\n{results}"
+    broken = [cell_id for cell_id, kind, error in results if error in ("SyntaxError", "IndentationError")]
+    assert not broken, f"{path.name}: these cells are not Python, so they fail whatever the answer: {broken}"

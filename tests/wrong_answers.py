@@ -40,7 +40,7 @@ p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
 return float(np.mean(-np.log(p[np.arange(len(logits)), labels])))""",
         "c09": """p = 1 / (1 + np.exp(-(w * x + b)))
 return np.array([np.mean((p - y) * x), np.mean((p - y) * x)])""",
-        "c12": ["return n_images // batch_size  # drops the last, smaller batch", "total_steps = 20 * steps_per_epoch(2870, 32)"],
+        "c12": ["return n_images // batch_size  # drops the last, smaller batch", "total_steps = course.FIRST_CNN_EPOCHS * steps_per_epoch(N_TRAINING, course.FIRST_CNN_BATCH_SIZE)  # validation images too"],
         "c15": """X = np.stack([x, np.ones_like(x)], axis=1)
 hessian = 2 / len(x) * X.T @ X
 largest_stable_lr = 2 / np.linalg.eigvalsh(hessian).min()  # the flat direction instead of the steep one""",
