@@ -485,7 +485,8 @@ def paper_model(weights="imagenet", image_size=128, channels=3, preprocessing="i
     the counts stay the paper's): the paper applies augmentation (section III.D) without saying which.
     Augmentation changes the frozen part's input every epoch, so the cached-feature fast path of
     :func:`brainlab.train.fit` cannot be used then.
-    Note: the trainable conv5_block3_3_bn uses batch statistics while training, as in the paper.
+    Note: the trainable conv5_block3_3_bn uses batch statistics while training (the paper says nothing
+    about batch normalisation; notebook 07 compares freezing it).
     """
     weights_file = resolve_weights(weights)  # fail before the slow build
     inputs = keras.Input((image_size, image_size, channels), name="image")
