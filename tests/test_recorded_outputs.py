@@ -63,7 +63,7 @@ def test_the_notice_counts_the_tagged_cells_and_names_their_sections():
         cell.metadata["tags"] = ["needs-imagenet"]
     text = run_course.imagenet_notice(nb, "99_a")
     assert text.startswith("> **Why 2 code cells below show no output.** Their results (section 2) depend on")
-    assert "the paper reports 0.51 test accuracy (section IV.C, figure 10)" in text and "On a CPU" not in text
+    assert "the paper reports 0.51 accuracy (section IV.C, figure 10)" in text and "On a CPU" not in text
     nb.metadata["brainlab"] = {"recorded": {"timing_only": False}}
     assert run_course.imagenet_notice(nb, "99_a").endswith("the run recorded here had them.")
 

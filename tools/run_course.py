@@ -497,9 +497,9 @@ def imagenet_notice(nb, notebook: str, table_path: Path = COURSE_RUNS) -> str | 
     return (f"> **Why {count} below show no output.** Their results{where} depend on the ResNet50's ImageNet "
             "weights, which could not be downloaded where this copy was recorded. That run started from random "
             "weights instead, for timing only: its accuracies, curves and maps would mean nothing, so they were "
-            "left out. Every other output on this page is real: it does not depend on those weights. For the "
-            f"model these cells train, the paper reports {paper.TEST_ACCURACY:.2f} test accuracy (section IV.C, "
-            "figure 10). **To see them**, run the notebook where Keras can download the weights (94 MB, once): "
+            "left out. Every other output on this page is real: it does not depend on those weights. For its "
+            f"model on the official `Testing` split, the paper reports {paper.TEST_ACCURACY:.2f} accuracy (section "
+            "IV.C, figure 10). **To see them**, run the notebook where Keras can download the weights (94 MB, once): "
             "on Colab, *Runtime > Change runtime type > GPU*, then *Run all*." + timing)
 
 
