@@ -268,13 +268,14 @@ def headline(**numbers) -> None:
     ``python3 tasks.py course`` collects these lines into its table of course runs
     (docs/course-runs.md). Each keyword is a name; floats are shown with 3 decimals, other
     values as they are. A run from random ResNet50 weights says so with
-    ``weights="random-start (timing only)"``: its numbers are then left out of the line (they would
-    mean nothing), and the table shows its time alone.
+    ``weights="random-start (timing only)"``: its results are then left out of the line (numbers, and a
+    choice made from them, would mean nothing), only ``split`` and ``weights`` stay, and the table shows
+    that line's time alone.
     """
     if not numbers:
         raise ValueError("headline() needs at least one number, e.g. headline(accuracy=0.74, split='official-test')")
     if "random-start" in str(numbers.get("weights", "")):
-        numbers = {key: value for key, value in numbers.items() if not isinstance(value, Real)}
+        numbers = {key: value for key, value in numbers.items() if key in ("split", "weights")}
     parts = []
     for key, value in numbers.items():
         if not key.isidentifier():

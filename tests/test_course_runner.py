@@ -81,8 +81,9 @@ def rows_by_notebook(table):
 def test_headline_prints_one_line_of_names_and_values(capsys):
     assert course.headline(accuracy=0.74321, split="official-test", images=394, weights="imagenet") is None
     assert capsys.readouterr().out == "Headline: accuracy=0.743 split=official-test images=394 weights=imagenet\n"
-    # a random start's numbers mean nothing: the line keeps only what is not a number
-    course.headline(accuracy=0.74321, split="official-test", images=394, weights="random-start (timing only)")
+    # a random start's results mean nothing, numbers or a choice made from them: only the split and weights stay
+    course.headline(accuracy=0.74321, chosen="learning_rate_1e-4", split="official-test", images=394,
+                    weights="random-start (timing only)")
     assert capsys.readouterr().out == "Headline: split=official-test weights=random-start (timing only)\n"
     with pytest.raises(ValueError, match="at least one"):
         course.headline()
@@ -225,6 +226,10 @@ def test_random_start_rows_show_their_time_not_their_numbers(tmp_path):
     row = next(line for line in text.splitlines() if line.startswith("| 05_transfer_learning"))
     assert run_course.TIMING_ONLY in row and "0.412" not in text and "| 600 s (10.0 min) | 3.0 GiB |" in row
     assert "accuracy=0.743" in text
+    # a notebook with both: the from-scratch model's numbers are shown, the ImageNet cells' are not
+    both = {"headlines": ["accuracy=0.850 split=clean-test model=residual-cnn",
+                          "split=clean-test weights=random-start (timing only)"], "timing_only": True}
+    assert run_course.shown_numbers(both) == f"accuracy=0.850 split=clean-test model=residual-cnn; {run_course.TIMING_ONLY}"
 
 
 def test_full_mode_needs_the_dataset_and_names_are_checked(tmp_path):

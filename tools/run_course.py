@@ -51,6 +51,7 @@ MAX_NOTEBOOK_BYTES = 3 * 2**20  # a notebook with recorded outputs stays under 3
 IMAGENET_TAG = "needs-imagenet"
 CHECK_OUTPUT = "# NBVAL_CHECK_OUTPUT"  # cells nbval compares in quick mode
 HEADLINE = re.compile(r"^Headline: (.*)$", flags=re.M)
+RANDOM_START = re.compile(r"\bweights=random-start\b")  # a headline of cells that ran from random ResNet50 weights
 TIMING_ONLY = "timing only: ImageNet weights not available"
 GIB = 2**30
 # An absolute path of two or more folders, which no recorded output may show.
@@ -174,7 +175,7 @@ class Run:
 
     @property
     def timing_only(self) -> bool:
-        return any(re.search(r"\bweights=random-start\b", line) for line in self.headlines)
+        return any(RANDOM_START.search(line) for line in self.headlines)
 
 
 class PeakMemory(threading.Thread):
@@ -540,6 +541,14 @@ def merge(table_path: Path, runs: list[Run], machine: dict) -> dict:
     return table
 
 
+def shown_numbers(row: dict) -> str:
+    """A row's headline numbers as the table shows them: a random-start headline says only that it was timed."""
+    measured = [line for line in row["headlines"] if not RANDOM_START.search(line)]
+    if row["timing_only"]:
+        return "; ".join([*measured, TIMING_ONLY])
+    return "; ".join(measured) or "none"
+
+
 def render(table: dict) -> str:
     """``docs/course-runs.md``: one section per machine, one row per notebook and mode."""
     intro = ("Each notebook run top to bottom in a fresh kernel by `python3 tasks.py course` (quick mode: the bundled "
@@ -561,7 +570,7 @@ def render(table: dict) -> str:
                   "| notebook | mode | wall time | peak memory | status | headline numbers | date |",
                   "|---|---|---:|---:|---|---|---|"]
         for r in rows:
-            numbers = TIMING_ONLY if r["timing_only"] else "; ".join(r["headlines"]) or "none"
+            numbers = shown_numbers(r)
             lines.append(f"| {r['notebook']} | {r['mode']} | {r['seconds']:.0f} s ({r['seconds'] / 60:.1f} min) | "
                          f"{r['peak_gib']:.1f} GiB | {r['status']} | {numbers.replace('|', '/')} | {r['date']} |")
         lines.append("")
