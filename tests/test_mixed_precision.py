@@ -355,9 +355,11 @@ def test_notebook_08_runs_under_mixed_float16(tmp_path):
     from nbclient import NotebookClient
 
     nb = nbformat.read(REPO / "notebooks" / "08_can_we_trust_it.ipynb", as_version=4)
-    probe = nbformat.v4.new_code_cell(
+    probe = nbformat.v4.new_code_cell(  # the residual CNN it questions, and the paper's model of its optional cells
         'import keras\nprint("policy:", keras.config.dtype_policy().name, "| conv:",'
-        ' model.get_layer("conv1_conv").compute_dtype, "| output:", model.output.dtype)')
+        ' model.get_layer("stem_conv").compute_dtype, "| output:", model.output.dtype)\n'
+        'print("paper model | conv:", paper_model.get_layer("conv1_conv").compute_dtype, "| output:",'
+        ' paper_model.output.dtype)')
     nb.cells.append(probe)
     env = {**os.environ, "BRAINLAB_QUICK": "1", "BRAINLAB_PRECISION": "mixed_float16",
            "BRAINLAB_CACHE": str(tmp_path / "cache"), "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -374,3 +376,4 @@ def test_notebook_08_runs_under_mixed_float16(tmp_path):
     # device_policy()'s report: "[brainlab] CPU only (no GPU found): mixed_float16 (float16 compute, ..."
     assert re.search(r"^\[brainlab\] .*: mixed_float16 \(float16 compute, float32 weights\)", printed, re.M), printed
     assert "policy: mixed_float16 | conv: float16 | output: float32" in printed
+    assert "paper model | conv: float16 | output: float32" in printed

@@ -470,7 +470,8 @@ def _measured_full_run(notebook: str, table_path: Path = COURSE_RUNS) -> str | N
         return None
     row = max(rows, key=lambda r: r["date"])
     machine = table["machines"].get(row["machine"], {})
-    where = f"a {machine['cores']}-core {machine['cpu']}" if machine.get("cpu") else row["machine"]
+    cpu = re.sub(r"\s*\((?:R|TM)\)", "", machine.get("cpu", ""))  # "Intel(R) Xeon(R) Processor" -> "Intel Xeon Processor"
+    where = f"a {machine['cores']}-core {cpu}" if cpu else row["machine"]
     return f"{row['seconds'] / 60:.1f} minutes on {where} ({row['date']})"
 
 
