@@ -15,7 +15,10 @@ The rest of this module works from a spec alone, before any image is decoded:
 """
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
+import stat
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -26,7 +29,8 @@ from brainlab.images import IMAGE_SUFFIXES
 
 __all__ = ["ALIASES", "BRAIN_TUMOR", "CATALOGUE", "CLASS_NAMES", "NICKPARVAR", "SPLITS", "DatasetSpec", "ImageFile",
            "Scan", "Verification", "default_location", "detect_spec", "expected_layout", "how_to_get_data",
-           "is_ignored", "present_splits", "scan", "sha256_of", "spec_for_folders", "spec_named", "verify"]
+           "is_ignored", "list_images", "present_splits", "scan", "sha256_of", "spec_for_folders", "spec_named",
+           "unopenable", "unopenable_note", "verify"]
 
 CLASS_NAMES = ("glioma_tumor", "meningioma_tumor", "no_tumor", "pituitary_tumor")  # the paper's label order
 SPLITS = ("Training", "Testing")
@@ -260,11 +264,12 @@ class ImageFile:
 
 @dataclass
 class Scan:
-    """What :func:`scan` found: usable-looking files and files it set aside, with the reason."""
+    """What :func:`scan` found: image files that can be opened, and what it set aside, with the reason."""
 
     root: Path
     files: list[ImageFile]
-    bad: list[tuple[Path, str]] = field(default_factory=list)
+    bad: list[tuple[Path, str]] = field(default_factory=list)  # not images: other files, unexpected folders
+    broken: list[tuple[Path, str]] = field(default_factory=list)  # image files that cannot be opened (unopenable)
 
     def counts(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
@@ -283,13 +288,57 @@ def _visible_dirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not is_ignored(p.name))
 
 
+def unopenable(path: Path) -> str | None:
+    """Why the file at ``path`` cannot be opened, and what to do, or ``None`` when it can.
+
+    Catches what a listing of file names does not show: a dangling symbolic link (an un-fetched
+    git-annex or DVC file looks like one), a link loop, a pipe or device, a file without read permission.
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link that leads back to itself (a loop): replace it with the image file, or delete it"
+        if path.is_symlink():
+            return (f"a symbolic link to {os.readlink(path)}, which does not exist (an un-fetched git-annex or "
+                    "DVC file looks like this): fetch it (`git annex get`, `dvc pull`), or delete the link")
+        return f"cannot be opened ({exc.strerror or exc}): check the file, or move it out of the folder"
+    if not stat.S_ISREG(mode):
+        return "not a regular file (a pipe, socket or device): move it out of the folder"
+    if not os.access(path, os.R_OK):
+        return "no permission to read it: allow reading (chmod a+r), or move it out of the folder"
+    return None
+
+
+def list_images(folder: Path) -> tuple[list[Path], list[tuple[Path, str]], list[tuple[Path, str]]]:
+    """The image files under ``folder`` (at any depth, sorted), then what was set aside, with the reason.
+
+    Returns ``(images, not_images, broken)``: files without an image suffix, and image files that
+    cannot be opened (:func:`unopenable`), are set aside; hidden files and OS clutter are left out.
+    Every listing of image folders (:func:`scan`, :func:`brainlab.data.scan_class_folders`) goes through it,
+    so what ``brainlab doctor`` calls usable is what training reads.
+    """
+    images, not_images, broken = [], [], []
+    for path in sorted(folder.rglob("*")):
+        if any(is_ignored(part) for part in path.relative_to(folder).parts) or path.is_dir():
+            continue
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            not_images.append((path, f"not an image file (suffix {path.suffix or 'missing'})"))
+        elif reason := unopenable(path):
+            broken.append((path, reason))
+        else:
+            images.append(path)
+    return images, not_images, broken
+
+
 def scan(root, splits=None, class_names=None, *, spec: DatasetSpec = BRAIN_TUMOR) -> Scan:
     """List the image files under ``root/<split>/<class folder>/``, checking the layout on the way.
 
     ``splits`` and ``class_names`` default to ``spec``'s; labels follow the order of
     ``class_names``. A missing split, a missing, misnamed or empty class folder is a
     :class:`DataLayoutError` that shows the expected layout. Files without an image suffix are
-    set aside in ``Scan.bad``; whether an image file really decodes is checked when it is loaded.
+    set aside in ``Scan.bad``, image files that cannot be opened in ``Scan.broken`` (see
+    :func:`list_images`); whether an image file really decodes is checked when it is loaded.
     """
     splits = tuple(splits or spec.splits)
     class_names = tuple(class_names or spec.class_names)
@@ -300,6 +349,7 @@ def scan(root, splits=None, class_names=None, *, spec: DatasetSpec = BRAIN_TUMOR
     folder_of = {c: spec.folder(c) for c in class_names}
     files: list[ImageFile] = []
     bad: list[tuple[Path, str]] = []
+    broken: list[tuple[Path, str]] = []
     for split in splits:
         split_dir = root / split
         if not split_dir.is_dir():
@@ -318,22 +368,24 @@ def scan(root, splits=None, class_names=None, *, spec: DatasetSpec = BRAIN_TUMOR
             bad.append((found[name], "unexpected folder (not one of the class names); ignored"))
         for label, class_name in enumerate(class_names):
             class_dir = found[folder_of[class_name]]
-            n_before = len(files)
-            for path in sorted(class_dir.rglob("*")):
-                rel_parts = path.relative_to(class_dir).parts
-                if any(is_ignored(part) for part in rel_parts) or path.is_dir():
-                    continue
-                if path.suffix.lower() not in IMAGE_SUFFIXES:
-                    bad.append((path, f"not an image file (suffix {path.suffix or 'missing'})"))
-                    continue
-                relpath = path.relative_to(root).as_posix()
-                files.append(ImageFile(path, relpath, split, class_name, label))
-            if len(files) == n_before:
+            images, not_images, cannot_open = list_images(class_dir)
+            bad += not_images
+            broken += cannot_open
+            if not images:
                 raise DataLayoutError(
-                    f"{class_dir} holds no image files. Put the {class_name} images of the {split} split there "
-                    f"({', '.join(sorted(IMAGE_SUFFIXES))}).\nExpected layout:\n{layout}"
+                    f"{class_dir} holds no image files{unopenable_note(cannot_open)}. Put the {class_name} images "
+                    f"of the {split} split there ({', '.join(sorted(IMAGE_SUFFIXES))}).\nExpected layout:\n{layout}"
                 )
-    return Scan(root, files, bad)
+            files += [ImageFile(p, p.relative_to(root).as_posix(), split, class_name, label) for p in images]
+    return Scan(root, files, bad, broken)
+
+
+def unopenable_note(broken: list[tuple[Path, str]]) -> str:
+    """What "holds no image files" adds when a folder's image files cannot be opened: how many, the first and why."""
+    if not broken:
+        return ""
+    path, reason = broken[0]
+    return f" that can be opened ({len(broken)} set aside; {path.name}: {reason})"
 
 
 def _missing_split_message(root: Path, split: str, layout: str) -> str:

@@ -14,8 +14,9 @@ the model. This package looks at the files themselves, before any model:
 4. **Shortcut cues**: image size, aspect ratio and file size per class and split, and how well
    these alone predict the label (a small decision tree trained on ``Training``, scored on
    ``Testing``). A model can learn these cues instead of anatomy.
-5. **A leakage-free split**: train / validation / test, stratified by class, seeded, in which no
-   duplicate group straddles two parts (see :func:`clean_split`).
+5. **A copy-free split**: train / validation / test, stratified by class, seeded, in which no
+   duplicate group straddles two parts (see :func:`clean_split`). It keeps copies of one image
+   together, not one patient's neighbouring slices, which the dataset does not identify.
 
 ``run_audit(root, out_dir)`` does all of it and writes tables (CSV), ``summary.json``,
 ``summary.md``, figures (PNG) and ``clean_split.csv``, which
@@ -45,7 +46,7 @@ from brainlab.audit.groups import PARTS, clean_split, count_table, duplicate_gro
 from brainlab.audit.matching import ALIGN_GATE, CANDIDATE_SIZE, COARSE_BLUR, COARSE_CROPS, COARSE_SIZE, \
     COARSE_THRESHOLD, FINE_SIZE, FINE_STEPS, MAX_CUT, NEAR_THRESHOLD, NEIGHBOURS, align, box_cuts, candidate_pairs, \
     coarse_scores, cross_candidate_pairs, detail_score, exact_duplicate_pairs, match_sets, near_duplicate_pairs, \
-    split_cuts
+    pair_frame, split_cuts
 from brainlab.audit.report import borderline_pairs, example_pairs, pair_figure, run_audit, size_figure, \
     summary_markdown
 from brainlab.audit.shortcuts import FILE_FEATURES, SIZE_FEATURES, shortcut_accuracy, shortcut_table
@@ -69,7 +70,7 @@ __all__ = [
     "read_thumbnail", "resize_matrix", "shrink", "unit",
     # matching
     "align", "box_cuts", "candidate_pairs", "coarse_scores", "cross_candidate_pairs", "detail_score",
-    "exact_duplicate_pairs", "match_sets", "near_duplicate_pairs", "split_cuts",
+    "exact_duplicate_pairs", "match_sets", "near_duplicate_pairs", "pair_frame", "split_cuts",
     # groups, shortcuts and the clean split
     "clean_split", "count_table", "duplicate_groups", "mark_files", "pair_table", "shortcut_accuracy",
     "shortcut_table", "write_manifest",

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from brainlab import datasets
-from brainlab.audit.matching import COARSE_THRESHOLD, NEAR_THRESHOLD, NEIGHBOURS, match_sets
+from brainlab.audit.matching import COARSE_THRESHOLD, NEAR_THRESHOLD, NEIGHBOURS, match_sets, pair_frame
 from brainlab.audit.thumbnails import inventory
 from brainlab.errors import BrainlabError
 
@@ -69,8 +69,10 @@ def audit_across(root_a, root_b, pixel_hash: bool = False, progress: bool = Fals
     root_a, root_b = Path(root_a).expanduser(), Path(root_b).expanduser()
     spec_a, splits_a, inv_a = _read(root_a, progress, pixel_hash)
     spec_b, splits_b, inv_b = _read(root_b, progress, pixel_hash)
-    if len(inv_a.files) == 0 or len(inv_b.files) == 0:
-        raise BrainlabError(f"no readable images in {root_a if len(inv_a.files) == 0 else root_b}.")
+    for root, inv in ((root_a, inv_a), (root_b, inv_b)):
+        if len(inv.files) == 0:
+            raise BrainlabError(f"no readable images in {root} ({len(inv.unreadable)} files, none can be read). "
+                                f"Run `brainlab doctor --data {root}` to see why each one fails.")
     fa, fb = inv_a.files, inv_b.files
 
     # exact copies: the same bytes (and, with pixel_hash, the same decoded pixels)
@@ -82,24 +84,23 @@ def audit_across(root_a, root_b, pixel_hash: bool = False, progress: bool = Fals
         for ib, key in enumerate(fb[column]):
             for ia in where_a.get(key, ()):
                 rows.append((int(ib), int(ia), kind, 1.0))
-    exact = pd.DataFrame(rows, columns=["b", "a", "kind", "score"]).drop_duplicates(["b", "a"])
+    exact = pair_frame(rows, ["b", "a", "kind", "score"]).drop_duplicates(["b", "a"])
 
     # near copies, through the first file of each set of identical files on either side
     first_a = np.flatnonzero(~fa["sha256"].duplicated().to_numpy())
     first_b = np.flatnonzero(~fb["sha256"].duplicated().to_numpy())
     checked = match_sets(inv_a.thumbs[first_a], inv_a.boxes[first_a], inv_b.thumbs[first_b], inv_b.boxes[first_b],
                          progress=progress)
-    if len(checked):
-        checked["a"] = first_a[checked["a"].to_numpy(int)]
-        checked["b"] = first_b[checked["b"].to_numpy(int)]
+    checked["a"] = first_a[checked["a"].to_numpy()]
+    checked["b"] = first_b[checked["b"].to_numpy()]
     same_a, same_b = fa.groupby("sha256").indices, fb.groupby("sha256").indices
     sha_a, sha_b = fa["sha256"].to_numpy(), fb["sha256"].to_numpy()
     exact_keys = set(zip(exact["b"], exact["a"]))
     near = [(int(y), int(x), "near", float(score))
-            for a, b, score in checked.loc[checked["near"].astype(bool), ["a", "b", "score"]].itertuples(index=False)
+            for a, b, score in checked.loc[checked["near"], ["a", "b", "score"]].itertuples(index=False)
             for x in same_a[sha_a[a]] for y in same_b[sha_b[b]] if (y, x) not in exact_keys]
-    near = pd.DataFrame(near, columns=["b", "a", "kind", "score"]).drop_duplicates(["b", "a"])
-    found = pd.concat([exact, near], ignore_index=True).astype({"a": int, "b": int})
+    near = pair_frame(near, ["b", "a", "kind", "score"]).drop_duplicates(["b", "a"])
+    found = pd.concat([exact, near], ignore_index=True)
 
     copies = pd.DataFrame({
         "path_b": fb["path"].to_numpy()[found["b"]], "path_a": fa["path"].to_numpy()[found["a"]],
@@ -113,15 +114,13 @@ def audit_across(root_a, root_b, pixel_hash: bool = False, progress: bool = Fals
     best_kind = (copies.assign(rank=copies["kind"].map(kind_order)).sort_values("rank")
                  .drop_duplicates("path_b").set_index("path_b")["kind"])
     files_b = fb.drop(columns=["label"]).assign(has_copy=fb["path"].isin(best_kind.index),
-                                                copy_kind=fb["path"].map(best_kind).fillna(""))
+                                                copy_kind=best_kind.reindex(fb["path"], fill_value="").to_numpy())
     manifest = files_b.loc[~files_b["has_copy"], ["path", "class"]].assign(split="external").reset_index(drop=True)
 
     checked_table = pd.DataFrame({
-        "path_a": fa["path"].to_numpy()[checked["a"].to_numpy(int)] if len(checked) else [],
-        "path_b": fb["path"].to_numpy()[checked["b"].to_numpy(int)] if len(checked) else [],
-        "kind": np.where(checked["near"].astype(bool), "near", "different") if len(checked) else [],
-        "aligned": checked["aligned"].round(4).to_numpy() if len(checked) else [],
-        "score": checked["score"].round(4).to_numpy() if len(checked) else []})
+        "path_a": fa["path"].to_numpy()[checked["a"]], "path_b": fb["path"].to_numpy()[checked["b"]],
+        "kind": np.where(checked["near"], "near", "different"),
+        "aligned": checked["aligned"].round(4).to_numpy(), "score": checked["score"].round(4).to_numpy()})
     checked_table["class_a"] = checked_table["path_a"].map(dict(zip(fa["path"], fa["class"])))
     checked_table["class_b"] = checked_table["path_b"].map(dict(zip(fb["path"], fb["class"])))
 

@@ -94,7 +94,7 @@ def count_table(files: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(["split", "class"], ignore_index=True).astype({"split": str, "class": str})
 
 
-# ----------------------------------------------------------------------------- a leakage-free split
+# ----------------------------------------------------------------------------- a copy-free split
 
 
 def clean_split(files: pd.DataFrame, seed: int = config.DEFAULT_SEED, val_fraction: float = 0.15,
@@ -115,11 +115,18 @@ def clean_split(files: pd.DataFrame, seed: int = config.DEFAULT_SEED, val_fracti
         raise BrainlabError(f"A clean split needs at least 3 distinct images; found {len(np.unique(groups))}.")
 
     def one_fold(index, fraction, seed):
-        # about 1/fraction folds, but no more than the largest class has images (tiny datasets)
-        largest = np.unique(labels[index], return_counts=True)[1].max()
-        n_splits = int(np.clip(round(1 / fraction), 2, min(largest, len(np.unique(groups[index])))))
+        # about 1/fraction folds, but no more than there are groups, nor than the largest class has images
+        n_groups = len(np.unique(groups[index]))
+        if n_groups < 2:
+            raise BrainlabError(f"Too few distinct images for a clean split into train, val and test: {n_groups} "
+                                "left for two parts. Add images.")
+        strata = labels[index]
+        if np.unique(strata, return_counts=True)[1].max() < 2:  # one image per class: nothing to stratify
+            strata = np.zeros(len(index), int)
+        largest = np.unique(strata, return_counts=True)[1].max()
+        n_splits = int(np.clip(round(1 / fraction), 2, min(largest, n_groups)))
         folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-        rest, held = next(folds.split(index, labels[index], groups[index]))
+        rest, held = next(folds.split(index, strata, groups[index]))
         return index[rest], index[held]
 
     with warnings.catch_warnings():  # tiny datasets: "the least populated class has only N members"

@@ -58,7 +58,7 @@ from brainlab.audit.thumbnails import THUMB_SIZE, crop_view, crop_views, detail_
 __all__ = ["ALIGN_GATE", "CANDIDATE_SIZE", "COARSE_BLUR", "COARSE_CROPS", "COARSE_SIZE", "COARSE_THRESHOLD",
            "FINE_SIZE", "FINE_STEPS", "MAX_CUT", "NEAR_THRESHOLD", "NEIGHBOURS", "align", "box_cuts",
            "candidate_pairs", "coarse_scores", "cross_candidate_pairs", "detail_score", "exact_duplicate_pairs",
-           "match_sets", "near_duplicate_pairs", "split_cuts"]
+           "match_sets", "near_duplicate_pairs", "pair_frame", "split_cuts"]
 
 CANDIDATE_SIZE = 8  # side of the thumbnails that pick candidate pairs
 COARSE_SIZE = 32  # side of the thumbnails compared over the grid of crops
@@ -71,6 +71,14 @@ FINE_STEPS = (0.02, 0.01, 0.005)  # refinement of the best crop, per side, in th
 MAX_CUT = 0.3  # no crop cuts more than this from a side
 ALIGN_GATE = 0.9  # pairs whose NCC at 64x64 stays below this after alignment are different images
 NEAR_THRESHOLD = 0.91  # detail NCC from which a pair counts as a near-duplicate
+# The type of every column a table of pairs may have: it keeps them when empty, and so through pd.concat.
+PAIR_TYPES = {"a": "int64", "b": "int64", "kind": "str", "coarse": "float64", "aligned": "float64",
+              "score": "float64", "near": "bool"}
+
+
+def pair_frame(rows=(), columns=("a", "b", "kind", "score")) -> pd.DataFrame:
+    """A table of image pairs whose columns have their types (:data:`PAIR_TYPES`), with rows or without."""
+    return pd.DataFrame(list(rows), columns=list(columns)).astype({c: PAIR_TYPES[c] for c in columns})
 
 
 # ----------------------------------------------------------------------------- lining two images up
@@ -262,8 +270,7 @@ def match_sets(thumbs_a: np.ndarray, boxes_a: np.ndarray, thumbs_b: np.ndarray, 
         pairs = cross_candidate_pairs(thumbs_a, boxes_a, thumbs_b, boxes_b)
         out = _score_pairs(np.concatenate([thumbs_a, thumbs_b]), np.concatenate([boxes_a, boxes_b]).reshape(-1, 4),
                            pairs + np.array([0, n_a]), threshold, progress)
-    if len(out):
-        out["b"] = out["b"] - n_a
+    out["b"] -= n_a
     return out
 
 
@@ -272,7 +279,7 @@ def _score_pairs(thumbs: np.ndarray, boxes: np.ndarray, pairs: np.ndarray, thres
     """The coarse search, alignment and detail score of each candidate pair (see the module's notes)."""
     columns = ["a", "b", "coarse", "aligned", "score", "near"]
     if len(pairs) == 0:
-        return pd.DataFrame(columns=columns)
+        return pair_frame(columns=columns)
     coarse, direction, crop = coarse_scores(thumbs, boxes, pairs)
     keep = np.flatnonzero(coarse >= COARSE_THRESHOLD)
 
@@ -290,7 +297,7 @@ def _score_pairs(thumbs: np.ndarray, boxes: np.ndarray, pairs: np.ndarray, thres
 
             rows = tqdm(rows, total=len(keep), desc="checking near-duplicates", unit="pair", leave=False)
         rows = list(rows)
-    out = pd.DataFrame(rows, columns=columns[:-1])
+    out = pair_frame(rows, columns[:-1])
     out["near"] = out["score"] >= threshold
     return out.sort_values("score", ascending=False, ignore_index=True, na_position="last")
 
@@ -314,4 +321,4 @@ def exact_duplicate_pairs(files: pd.DataFrame) -> pd.DataFrame:
                 if (a, b) not in seen:
                     seen.add((a, b))
                     rows.append((int(a), int(b), kind, 1.0))
-    return pd.DataFrame(rows, columns=["a", "b", "kind", "score"])
+    return pair_frame(rows)

@@ -91,7 +91,8 @@ def inventory(root, pixel_hash: bool = False, progress: bool = True,
                    pixels_sha256=pixels)
         return f, (row, thumb), None
 
-    rows, thumbs, unreadable = [], [], []
+    rows, thumbs = [], []
+    unreadable = [(Path(path).relative_to(found.root).as_posix(), reason) for path, reason in found.broken]
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 1)) as pool:
         results = pool.map(read, found.files)
         if progress:

@@ -18,7 +18,7 @@ import pandas as pd
 from brainlab import config, data, datasets
 from brainlab.audit.groups import PARTS, clean_split, count_table, mark_files, pair_table
 from brainlab.audit.matching import COARSE_THRESHOLD, NEAR_THRESHOLD, NEIGHBOURS, exact_duplicate_pairs, \
-    near_duplicate_pairs
+    near_duplicate_pairs, pair_frame
 from brainlab.audit.shortcuts import FILE_FEATURES, SIZE_FEATURES, shortcut_accuracy, shortcut_table
 from brainlab.audit.thumbnails import inventory
 from brainlab.errors import BrainlabError
@@ -36,7 +36,7 @@ class AuditResult:
     checked: pd.DataFrame  # every pair that reached the alignment step, above and below the threshold
     counts: pd.DataFrame  # per split and class (see count_table)
     shortcuts: pd.DataFrame  # sizes per split and class (see shortcut_table)
-    clean: pd.DataFrame  # the leakage-free split: path, class, split
+    clean: pd.DataFrame  # the copy-free split: path, class, split
     summary: dict
     unreadable: list[tuple[str, str]] = field(default_factory=list)
 
@@ -70,16 +70,15 @@ def audit_dataset(root=None, seed: int = config.DEFAULT_SEED, pixel_hash: bool =
     same_bytes = inv.files.groupby("sha256").indices
     first = np.flatnonzero(~inv.files["sha256"].duplicated().to_numpy())
     checked = near_duplicate_pairs(inv.thumbs[first], inv.boxes[first], progress=progress)
-    checked[["a", "b"]] = first[checked[["a", "b"]].to_numpy(int)].reshape(-1, 2)
+    checked[["a", "b"]] = first[checked[["a", "b"]].to_numpy()].reshape(-1, 2)
     exact = exact_duplicate_pairs(inv.files)
     exact_keys = set(zip(exact["a"], exact["b"]))
     sha = inv.files["sha256"].to_numpy()
     near = [(min(x, y), max(x, y), "near", score)  # every copy of one file pairs with every copy of the other
             for a, b, score in checked.loc[checked["near"], ["a", "b", "score"]].itertuples(index=False)
             for x in same_bytes[sha[a]] for y in same_bytes[sha[b]]]
-    near = pd.DataFrame(near, columns=["a", "b", "kind", "score"])
-    near = near[[(a, b) not in exact_keys for a, b in zip(near["a"], near["b"])]]
-    pairs = pd.concat([exact, near], ignore_index=True).astype({"a": int, "b": int})
+    near = pair_frame(pair for pair in near if pair[:2] not in exact_keys)
+    pairs = pd.concat([exact, near], ignore_index=True)
     pairs = pairs.sort_values(["a", "b"], ignore_index=True)
     files = mark_files(inv.files, pairs)
     table = pair_table(files, pairs)
