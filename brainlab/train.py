@@ -10,8 +10,11 @@ One call, :func:`fit`, trains a compiled (or default-compiled) Keras model and w
       metrics.json   best and last epoch, timings, how the run went
       backup/        only while a run is unfinished: what a restart resumes from
 
-Kill the kernel mid-run and call ``fit`` again with the same run directory: it resumes
-after the last finished epoch (Keras's BackupAndRestore) instead of starting over.
+Every file is written whole or not at all (:mod:`brainlab.runs`), so a Ctrl-C or a killed kernel
+never leaves a broken one. Call ``fit`` again with the same run directory and the same settings:
+an unfinished run resumes after its last finished epoch (after checking what it finds, and
+repairing what an interruption leaves), a finished one is reused, not trained again. Other
+settings are refused, naming each difference; so is a second process training in the same folder.
 
 The cached-feature fast path: when every layer below the trainable ones is frozen and
 nothing random happens there (no augmentation, no dropout), their output is the same in
@@ -22,14 +25,13 @@ that is the last ResNet50 layers plus the head.
 from __future__ import annotations
 
 import contextlib
-import csv
 import inspect
 import json
 import os
 import platform
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
@@ -37,9 +39,9 @@ import numpy as np
 import tensorflow as tf
 from sklearn.utils.class_weight import compute_class_weight
 
-from brainlab import __version__
+from brainlab import __version__, runs
 from brainlab.config import DEFAULT_SEED, set_seed
-from brainlab.errors import BrainlabError
+from brainlab.errors import BrainlabError, SettingError
 from brainlab.history import MONITOR, best_row, monitored
 from brainlab.models import NUM_CLASSES, parameter_counts
 
@@ -47,8 +49,8 @@ __all__ = ["BACKUP_DIR", "CannotCacheFeatures", "DevicePolicy", "FitResult", "RU
            "compile_model", "cpu_has_bfloat16", "dataset_labels", "device_policy", "fine_tune_two_stage", "fit",
            "gpu_count", "gradient_norms", "run_finished", "split_at_trainable"]
 
-BACKUP_DIR = "backup"
-RUN_FILES = ("config.json", "history.csv", "best.keras", "last.keras", "metrics.json")
+BACKUP_DIR = runs.BACKUP_DIR
+RUN_FILES = (runs.CONFIG, runs.HISTORY, runs.BEST, runs.LAST, runs.METRICS)  # a finished run, nothing else
 
 
 class CannotCacheFeatures(BrainlabError):
@@ -94,7 +96,7 @@ def precision_from_env() -> str | None:
     if not value:
         return None
     if value not in PRECISIONS:
-        raise BrainlabError(f"{PRECISION_ENV}={value!r} is not a precision brainlab knows: set it to one of "
+        raise SettingError(f"{PRECISION_ENV}={value!r} is not a precision brainlab knows: set it to one of "
                             f"{', '.join(PRECISIONS)}, or unset it to let brainlab choose for this machine.")
     return value
 
@@ -299,36 +301,86 @@ def _compile_like(head, model):
 
 
 # --------------------------------------------------------------------------- callbacks
-class _FullModelCheckpoint(keras.callbacks.ModelCheckpoint):
-    """ModelCheckpoint that saves the full model while only a part of it (the head) trains."""
+class _History(keras.callbacks.Callback):
+    """Writes history.csv again after every epoch (atomically): one row per finished epoch."""
 
-    def __init__(self, full_model, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.full_model = full_model
+    def __init__(self, path: Path, rows: list[dict]):
+        super().__init__()
+        self.path, self.rows = path, list(rows)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.rows.append({"epoch": epoch, **{key: float(value) for key, value in (logs or {}).items()}})
+        runs.write_history(self.path, self.rows)
+
+
+class _Backup(keras.callbacks.Callback):
+    """Backs up the model being trained after every epoch (weights and optimizer state, backup/epoch-N.weights.h5).
+
+    A resume restores ``restore`` when training begins (building the optimizer first, as Keras's
+    BackupAndRestore does, so that its state has somewhere to go), then calls ``after_restore``
+    (which writes best.keras again from it, see :func:`_resume_point`).
+    """
+
+    def __init__(self, run_dir: Path, restore: Path | None = None, after_restore=None):
+        super().__init__()
+        self.run_dir, self.restore, self.after_restore = run_dir, restore, after_restore
+
+    def on_train_begin(self, logs=None):
+        if self.restore is not None:
+            optimizer = self.model.optimizer
+            if optimizer is not None and not optimizer.built:
+                optimizer.build(self.model.trainable_variables)
+            self.model.load_weights(self.restore)
+        if self.after_restore is not None:
+            self.after_restore()
+
+    def on_epoch_end(self, epoch, logs=None):
+        runs.save_backup(self.model, self.run_dir, epoch)
+
+
+class _KeepBest(keras.callbacks.ModelCheckpoint):
+    """Keras's ModelCheckpoint (save_best_only) for the full model, written atomically and stamped with its epoch.
+
+    The full model is saved even while only a part of it (the head) trains. ``threshold`` is the
+    kept model's score on a resume, so that only a better epoch replaces it.
+    """
+
+    def __init__(self, full_model, path: Path, monitor: str, mode: str, threshold: float | None):
+        self.full_model, self.path, self.partial = full_model, path, runs.partial_path(path)
+        super().__init__(str(self.partial), monitor=monitor, mode=mode, save_best_only=True,
+                         initial_value_threshold=threshold)
 
     def set_model(self, model):
         super().set_model(self.full_model)
 
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if self.partial.exists():  # it was the best epoch so far: ModelCheckpoint wrote it
+            try:
+                runs.stamp_model(self.partial, epoch=epoch, monitor=self.monitor, score=float(self.best))
+                runs.commit(self.partial, self.path)
+            finally:
+                self.partial.unlink(missing_ok=True)
+
 
 class _SaveAtEnd(keras.callbacks.Callback):
-    """Saves the full model once, when training ends (resuming after a kill uses backup/, not this file)."""
+    """Saves the full model once, when training ends (a resume goes on from backup/, not from this file)."""
 
-    def __init__(self, full_model, path):
+    def __init__(self, full_model, path: Path, last_epoch: int):
         super().__init__()
-        self.full_model, self.path = full_model, path
+        self.full_model, self.path, self.last_epoch = full_model, path, last_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.last_epoch = epoch
 
     def on_train_end(self, logs=None):
-        self.full_model.save(self.path)
+        runs.save_model(self.full_model, self.path, epoch=self.last_epoch)
 
 
 class _EpochTimer(keras.callbacks.Callback):
     """Adds ``seconds`` (wall time of the epoch, validation included) to each epoch's logs."""
 
-    first_epoch = None  # where this call started: above 0 after a resume
-
     def on_epoch_begin(self, epoch, logs=None):
-        if self.first_epoch is None:
-            self.first_epoch = epoch
         self.start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -336,27 +388,97 @@ class _EpochTimer(keras.callbacks.Callback):
             logs["seconds"] = time.perf_counter() - self.start
 
 
-def _read_history(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    with path.open(newline="") as f:
-        return [{k: (int(v) if k == "epoch" else _number(v)) for k, v in row.items()} for row in csv.DictReader(f)]
+# --------------------------------------------------------------------------- what a run folder holds
+@dataclass
+class _Start:
+    """Where :func:`fit` starts in a run folder: a fresh run, or a resume after ``rows`` (finished epochs)."""
+
+    epoch: int = 0  # the first epoch to train
+    rows: list[dict] = field(default_factory=list)  # history.csv of the finished epochs
+    restore: Path | None = None  # the backup to load first
+    threshold: float | None = None  # the kept model's score: best.keras is replaced only by a better epoch
+    rewrite_best: bool = False  # best.keras is to be written again from the backup
 
 
-def _number(text: str) -> float:
-    """A history.csv value; Keras's CSVLogger writes "NA" where a metric is missing (no validation data)."""
-    return float("nan") if text in ("NA", "") else float(text)
+def _fresh_start(run_dir: Path) -> _Start:
+    """A folder without config.json: empty, or left by a kill while config.json, the first file, was written."""
+    leftovers = sorted(p.name for p in run_dir.iterdir() if not p.name.startswith(".") and p.name != runs.LOCK)
+    if leftovers:
+        raise runs.RunFolderError(
+            f"{run_dir} holds {', '.join(leftovers)} but no config.json, so not a run brainlab can go on with. "
+            f"Use another output folder, or delete {run_dir} (rm -r '{run_dir}') to train there.")
+    return _Start()
 
 
-def _write_history(path: Path, rows: list[dict]) -> None:
-    """Keep one row per epoch (the last one written: an epoch re-run after a kill replaces its row)."""
-    by_epoch = {row["epoch"]: row for row in rows}
-    rows = [by_epoch[e] for e in sorted(by_epoch)]
-    if rows:
-        with path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+def _loaded(path: Path):
+    """The model in a .keras file, or None when it is missing or does not load (damaged)."""
+    from brainlab.models import load_model
+
+    try:
+        return load_model(path)
+    except Exception:  # noqa: BLE001  Keras raises many kinds for a damaged file
+        return None
+
+
+def _resume_point(run_dir: Path, monitor: str, mode: str) -> _Start:
+    """Check an unfinished run folder against what an interruption can leave, repair that, refuse anything else.
+
+    The writes of an epoch come in this order: history.csv, backup/, best.keras. So the epochs up to
+    the backup's are finished; history.csv may have one row more (that epoch is trained again); and
+    best.keras may lack the backup's epoch when the kill came just before it was written (it is
+    written again from the backup). best.keras must be the best finished epoch (its stamp says
+    which) and load; its score becomes the threshold of the resumed run.
+    """
+    start_over = f"delete {run_dir} to start it over: rm -r '{run_dir}'"
+    backup_dir = run_dir / runs.BACKUP_DIR
+    foreign = sorted(p.name for p in backup_dir.glob("*") if not p.name.startswith("epoch-"))
+    if foreign:
+        raise runs.RunFolderError(f"{backup_dir} holds {', '.join(foreign)}: a backup of an older brainlab, which "
+                                  f"this one cannot resume; {start_over}")
+    found = runs.latest_backup(run_dir)
+    last_done, restore = found if found else (-1, None)
+    if restore is not None:
+        import h5py
+
+        try:
+            with h5py.File(restore, "r") as f:
+                f.keys()
+        except OSError as exc:
+            raise runs.RunFolderError(f"{restore} is damaged ({exc}); {start_over}") from None
+    rows = runs.read_history(run_dir / runs.HISTORY)
+    done = [row for row in rows if row["epoch"] <= last_done]
+    if [row["epoch"] for row in done] != list(range(last_done + 1)):
+        raise runs.RunFolderError(f"{run_dir / runs.HISTORY} does not list epochs 0 to {last_done}, which backup/ "
+                                  f"has finished; {start_over}")
+    if done != rows:
+        runs.write_history(run_dir / runs.HISTORY, done)  # the unfinished epoch is trained again
+    best, best_file = best_row(done, monitor, mode), run_dir / runs.BEST
+    stamp = runs.read_stamp(best_file) or {}
+    if best is None:
+        best_file.unlink(missing_ok=True)
+        return _Start(last_done + 1, done, restore)
+    if stamp.get("epoch") == best["epoch"] and _loaded(best_file) is not None:
+        return _Start(last_done + 1, done, restore, threshold=stamp.get("score", best[monitor]))
+    if best["epoch"] == last_done:  # interrupted between the backup and best.keras
+        return _Start(last_done + 1, done, restore, threshold=best[monitor], rewrite_best=True)
+    raise runs.RunFolderError(
+        f"{best_file} is not the model of epoch {best['epoch']}, the best one in history.csv ({monitor} "
+        f"{best[monitor]:.4f}), and that model cannot be made again; {start_over}")
+
+
+def _reuse(model, run_dir: Path) -> FitResult:
+    """A finished run rerun with its own settings: its files, and its last model's weights in ``model``."""
+    last = _loaded(run_dir / runs.LAST)
+    if last is None:
+        raise runs.RunFolderError(f"{run_dir / runs.LAST} is missing or damaged; delete {run_dir} to train the run "
+                                  f"again: rm -r '{run_dir}'")
+    model.set_weights(last.get_weights())
+    runs.remove_backups(run_dir)  # left by a kill between metrics.json and its removal
+    metrics, rows = runs.read_json(run_dir / runs.METRICS), runs.read_history(run_dir / runs.HISTORY)
+    print(f"[brainlab] {run_dir} already holds this run, finished, with the same settings: reusing it, not "
+          "training it again (delete the folder to train it again)")
+    history = {key: [row[key] for row in rows] for key in (rows[0] if rows else {})}
+    return FitResult(run_dir, history, metrics, bool(metrics.get("cached_features")), reused=True)
 
 
 # --------------------------------------------------------------------------- fit
@@ -368,10 +490,11 @@ class FitResult:
     history: dict[str, list[float]]  # every finished epoch, those before a resume too
     metrics: dict
     cached_features: bool
+    reused: bool = False  # a finished run found in run_dir, with the same settings: nothing was trained
 
     @property
     def best_model_path(self) -> Path:
-        return self.run_dir / "best.keras"
+        return self.run_dir / runs.BEST
 
 
 def _jsonable(value):
@@ -399,7 +522,8 @@ def _clone_under(model, strategy):
 def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset | None, run_dir, epochs: int, *,
         class_weight=None, early_stopping_patience: int | None = None, monitor: str = MONITOR,
         cache_features="auto", shuffle_cached: bool = True, seed: int = DEFAULT_SEED, deterministic: bool = False,
-        strategy: tf.distribute.Strategy | None = None, progress: bool = True, callbacks=()) -> FitResult:
+        strategy: tf.distribute.Strategy | None = None, progress: bool = True, callbacks=(),
+        experiment: dict | None = None) -> FitResult:
     """Train ``model`` into ``run_dir`` (see the module docstring for the files), resuming if interrupted.
 
     - ``train_ds``/``val_ds``: batched ``(float32 images in 0..255, int labels)`` datasets,
@@ -415,32 +539,52 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset |
       after ``brainlab.config.set_seed`` too: initial weights and dropout seeds come from it.
     - ``strategy``: a ``tf.distribute`` strategy (e.g. ``device_policy().strategy``) to train
       on all its devices; the trained weights end up in ``model``.
+    - ``experiment``: settings that decide the result but that ``fit`` cannot see in the model
+      (the data folder, the batch size, the recipe...): kept in config.json and compared like the rest.
     - An uncompiled model is compiled with :func:`compile_model`'s defaults.
+
+    The same call again with the same ``run_dir`` goes on where it stopped, or, if the run there
+    finished, reuses it (no training; ``model`` gets its last weights, ``reused`` is True). With any
+    other setting it is refused, naming each difference. One process at a time trains in a folder.
     """
     if strategy is not None and model.distribute_strategy is not strategy:
         twin = _clone_under(model, strategy)
         result = fit(twin, train_ds, val_ds, run_dir, epochs, class_weight=class_weight,
                      early_stopping_patience=early_stopping_patience, monitor=monitor,
                      cache_features=cache_features, shuffle_cached=shuffle_cached, seed=seed,
-                     deterministic=deterministic, progress=progress, callbacks=callbacks)
+                     deterministic=deterministic, progress=progress, callbacks=callbacks, experiment=experiment)
         model.set_weights(twin.get_weights())
         return result
 
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    set_seed(seed)
-    if deterministic:
-        tf.config.experimental.enable_op_determinism()
-    if not model.compiled:
-        compile_model(model)
-    monitor, mode = monitored(monitor, has_validation=val_ds is not None)
+    with runs.lock(run_dir, "training"):
+        set_seed(seed)
+        if deterministic:
+            tf.config.experimental.enable_op_determinism()
+        if not model.compiled:
+            compile_model(model)
+        monitor, mode = monitored(monitor, has_validation=val_ds is not None)
+        settings = _settings_record(model, epochs, monitor=monitor, class_weight=class_weight, seed=seed,
+                                    early_stopping_patience=early_stopping_patience, deterministic=deterministic,
+                                    shuffle_cached=shuffle_cached, experiment=experiment)
+        saved = runs.read_json(run_dir / runs.CONFIG)
+        if saved is None:
+            start = _fresh_start(run_dir)
+        else:
+            runs.check_same_settings(run_dir, settings)
+            if run_finished(run_dir):
+                return _reuse(model, run_dir)
+            start = _resume_point(run_dir, monitor, mode)
+        return _train(model, train_ds, val_ds, run_dir, epochs, start, saved, settings, monitor, mode,
+                      class_weight=class_weight, early_stopping_patience=early_stopping_patience,
+                      cache_features=cache_features, shuffle_cached=shuffle_cached, seed=seed, progress=progress,
+                      callbacks=callbacks)
 
-    history_csv, backup_dir = run_dir / "history.csv", run_dir / BACKUP_DIR
-    resuming = backup_dir.is_dir() and any(backup_dir.iterdir())
-    if not resuming:
-        history_csv.unlink(missing_ok=True)  # a fresh run replaces an old one in the same folder
-    earlier_best = best_row(_read_history(history_csv), monitor, mode)
 
+def _train(model, train_ds, val_ds, run_dir: Path, epochs: int, start: _Start, saved: dict | None, settings: dict,
+           monitor: str, mode: str, *, class_weight, early_stopping_patience, cache_features, shuffle_cached, seed,
+           progress, callbacks) -> FitResult:
+    """The training itself, from ``start``, while :func:`fit` holds the run folder."""
     plan, plan_reason = _plan(model, cache_features)
     trained_model = plan[1] if plan else model
     cache_seconds = 0.0
@@ -457,35 +601,39 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset |
         cache_seconds = time.perf_counter() - started
     else:
         train_data, val_data = train_ds, val_ds
-    settings = _settings_record(model, epochs, monitor=monitor, class_weight=class_weight, seed=seed,
-                                early_stopping_patience=early_stopping_patience, deterministic=deterministic,
-                                shuffle_cached=shuffle_cached)
     if isinstance(class_weight, str):
         if class_weight != "balanced":
             raise ValueError(f"class_weight must be None, 'balanced' or a dict, not {class_weight!r}")
         labels = train_y if plan else dataset_labels(train_ds)
         class_weight = class_weights(labels, num_classes=int(model.outputs[0].shape[-1]))
 
-    _write_json(run_dir / "config.json", {
-        **settings, "class_weight": class_weight, "cached_features": bool(plan), "cached_features_reason": plan_reason,
-        "resumed": resuming,
-        "device": {"gpus": gpu_count(), "replicas": model.distribute_strategy.num_replicas_in_sync,
-                   "dtype_policy": keras.config.dtype_policy().name, "jit_compile": model.jit_compile},
-        "versions": {"brainlab": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
-                     "python": platform.python_version()},
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    })
+    if saved is None:
+        runs.write_json(run_dir / runs.CONFIG, _jsonable({
+            **settings, "class_weight": class_weight, "cached_features": bool(plan),
+            "cached_features_reason": plan_reason, "resumed": False,
+            "device": {"gpus": gpu_count(), "replicas": model.distribute_strategy.num_replicas_in_sync,
+                       "dtype_policy": keras.config.dtype_policy().name, "jit_compile": model.jit_compile},
+            "versions": {"brainlab": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
+                         "python": platform.python_version()},
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }))
+    elif not saved.get("resumed"):
+        runs.write_json(run_dir / runs.CONFIG, {**saved, "resumed": True})
 
-    timer = _EpochTimer()
+    best_file = run_dir / runs.BEST
+
+    def rewrite_best():  # the model now holds the backup's epoch, the best finished one
+        runs.save_model(model, best_file, epoch=start.epoch - 1, monitor=monitor, score=start.threshold)
+
+    history = _History(run_dir / runs.HISTORY, start.rows)
+    # The writes of an epoch, in the order _resume_point relies on: history.csv, backup/, best.keras.
     all_callbacks = [
-        timer,
+        _EpochTimer(),
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.CSVLogger(str(history_csv), append=True),
-        _FullModelCheckpoint(model, str(run_dir / "best.keras"), monitor=monitor, mode=mode, save_best_only=True,
-                             initial_value_threshold=earlier_best[monitor] if earlier_best else None),
-        _SaveAtEnd(model, run_dir / "last.keras"),  # not every epoch: a ResNet50 file takes seconds to write
-        # Last of the files, so a kill re-runs (never skips) an epoch. Two copies: one may be half-written.
-        keras.callbacks.BackupAndRestore(str(backup_dir), double_checkpoint=True),
+        history,
+        _Backup(run_dir, start.restore, rewrite_best if start.rewrite_best else None),
+        _KeepBest(model, best_file, monitor, mode, start.threshold),
+        _SaveAtEnd(model, run_dir / runs.LAST, start.epoch - 1),  # not every epoch: a ResNet50 takes seconds
     ]
     if early_stopping_patience is not None:
         all_callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode,
@@ -494,32 +642,31 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset |
     if progress:
         from tqdm.keras import TqdmCallback
 
-        all_callbacks.append(TqdmCallback(epochs=epochs, verbose=1))
+        all_callbacks.append(TqdmCallback(epochs=epochs, initial=start.epoch, verbose=1))
     all_callbacks.extend(callbacks)
 
     started = time.perf_counter()
-    keras_history = trained_model.fit(train_data, validation_data=val_data, epochs=epochs,
-                                      class_weight=class_weight, callbacks=all_callbacks, verbose=0,
-                                      shuffle=False)  # the order is the dataset's own (or shuffle_cached)
+    trained_model.fit(train_data, validation_data=val_data, epochs=epochs, initial_epoch=start.epoch,
+                      class_weight=class_weight, callbacks=all_callbacks, verbose=0,
+                      shuffle=False)  # the order is the dataset's own (or shuffle_cached)
     train_seconds = time.perf_counter() - started
 
-    rows = _read_history(history_csv)
-    _write_history(history_csv, rows)
-    rows = _read_history(history_csv)
-    this_run = keras_history.history.get("seconds", [])
+    rows = history.rows
+    seconds = [row["seconds"] for row in rows if not np.isnan(row.get("seconds", np.nan))]
     best, last = best_row(rows, monitor, mode), (rows[-1] if rows else None)
     metrics = {
         "epochs_finished": len(rows), "epochs_requested": epochs,
-        "resumed_from_epoch": timer.first_epoch or 0,
+        "resumed_from_epoch": start.epoch,
         "stopped_early": len(rows) < epochs,
         "best_epoch": best["epoch"] if best else None, "best": best, "last": last,
         "monitor": monitor, "cached_features": bool(plan),
         "feature_cache_seconds": cache_seconds, "train_seconds": train_seconds,
-        "seconds_per_epoch": statistics.median(this_run) if this_run else None,
+        "seconds_per_epoch": statistics.median(seconds) if seconds else None,
     }
-    _write_json(run_dir / "metrics.json", metrics)
-    history = {key: [row[key] for row in rows] for key in (rows[0] if rows else {})}
-    return FitResult(run_dir, history, metrics, bool(plan))
+    runs.write_json(run_dir / runs.METRICS, _jsonable(metrics))
+    runs.remove_backups(run_dir)  # last: until metrics.json is there, a rerun resumes from it
+    return FitResult(run_dir, {key: [row[key] for row in rows] for key in (rows[0] if rows else {})},
+                     metrics, bool(plan))
 
 
 def _optimizer_config(optimizer) -> dict | None:
@@ -532,16 +679,12 @@ def _optimizer_config(optimizer) -> dict | None:
     return optimizer.get_config()
 
 
-def _write_json(path: Path, data) -> None:
-    path.write_text(json.dumps(_jsonable(data), indent=2) + "\n")
-
-
 def _settings_record(model, epochs, *, monitor, class_weight, early_stopping_patience, seed, deterministic,
-                     shuffle_cached) -> dict:
+                     shuffle_cached, experiment=None) -> dict:
     """The part of config.json that decides a run's result, as JSON would give it back.
 
     ``class_weight`` is the setting as passed ("balanced", a dict or None); config.json also
-    keeps the weights it resolved to.
+    keeps the weights it resolved to. ``experiment``: what fit's caller adds (see :func:`fit`).
     """
     record = {
         "model": model.name, "input_shape": model.input_shape, "parameters": parameter_counts(model), "epochs": epochs,
@@ -550,44 +693,15 @@ def _settings_record(model, epochs, *, monitor, class_weight, early_stopping_pat
         "class_weight_setting": class_weight, "early_stopping_patience": early_stopping_patience, "monitor": monitor,
         "seed": seed, "deterministic": deterministic, "shuffle_cached": shuffle_cached,
     }
+    if experiment is not None:
+        record["experiment"] = experiment
     return json.loads(json.dumps(_jsonable(record)))
-
-
-def _requested_settings(model, epochs, has_validation: bool, fit_kwargs: dict) -> dict:
-    """What :func:`fit` would record for ``fit_kwargs`` (its defaults filling the rest)."""
-    chosen = {name: p.default for name, p in inspect.signature(fit).parameters.items() if p.default is not p.empty}
-    chosen.update(fit_kwargs)
-    monitor, _ = monitored(chosen["monitor"], has_validation)
-    return _settings_record(model, epochs, monitor=monitor, class_weight=chosen["class_weight"], seed=chosen["seed"],
-                            early_stopping_patience=chosen["early_stopping_patience"],
-                            deterministic=chosen["deterministic"], shuffle_cached=chosen["shuffle_cached"])
-
-
-def _show(value) -> str:
-    return f"{value:g}" if isinstance(value, float) else repr(value)
-
-
-def _differences(saved: dict, requested: dict) -> list[str]:
-    """``"key: X there, Y now"`` for every requested setting the saved config does not match (one level deep).
-
-    A nested ``name`` (the optimizer's, numbered by Keras: adam, adam_1 ...) is not a setting.
-    """
-    missing = object()
-    found = []
-    for key, wanted in requested.items():
-        have = saved.get(key, missing)
-        pairs = ([(f"{key}.{k}", have.get(k, missing), v) for k, v in wanted.items() if k != "name"]
-                 if isinstance(wanted, dict) and isinstance(have, dict) else [(key, have, wanted)])
-        found += [f"{name}: {'not recorded' if old is missing else _show(old)} there, {_show(new)} now"
-                  for name, old, new in pairs if old != new]
-    return found
 
 
 # --------------------------------------------------------------------------- two stages
 def run_finished(run_dir) -> bool:
-    """Whether a :func:`fit` run in ``run_dir`` ran to its end (metrics written, no backup left)."""
-    run_dir = Path(run_dir)
-    return (run_dir / "metrics.json").is_file() and not (run_dir / BACKUP_DIR).exists()
+    """Whether a :func:`fit` run in ``run_dir`` ran to its end (metrics.json, its last file, is written)."""
+    return (Path(run_dir) / runs.METRICS).is_file()
 
 
 def fine_tune_two_stage(model: keras.Model, train_ds, val_ds, run_dir, head_epochs: int = 5,
@@ -601,9 +715,9 @@ def fine_tune_two_stage(model: keras.Model, train_ds, val_ds, run_dir, head_epoc
     pretrained filters. Stage 2 (``run_dir/2_fine_tune``) starts from stage 1's best
     weights, opens the ResNet50 layers after ``unfreeze_after`` (BatchNorm stays frozen,
     :func:`brainlab.models.unfreeze_top`) and trains on at ``fine_tune_learning_rate``.
-    A finished stage 1 is not repeated when the call is run again with the same settings (stage 2
-    then resumes); a finished stage 1 with other settings (another seed, learning rate, number of
-    epochs, model ...) is refused with a :class:`BrainlabError` rather than silently reused.
+    Each stage is a :func:`fit`: run again with the same settings, a finished stage 1 is not
+    repeated (and stage 2 resumes, or is reused); with other settings (another seed, learning
+    rate, number of epochs, model ...) it is refused with a :class:`BrainlabError`.
     ``fit_kwargs`` go to both :func:`fit` calls (class_weight, seed, ...).
     Returns the two :class:`FitResult` (the first is None when stage 1 was already done).
     """
@@ -611,31 +725,15 @@ def fine_tune_two_stage(model: keras.Model, train_ds, val_ds, run_dir, head_epoc
 
     run_dir = Path(run_dir)
     head_dir, tune_dir = run_dir / "1_head", run_dir / "2_fine_tune"
-    first = None
-    compile_model(model, head_learning_rate, metrics=metrics)
-    if run_finished(head_dir):
-        _check_same_settings(head_dir, _requested_settings(model, head_epochs, val_ds is not None, fit_kwargs))
-    else:
+    with runs.lock(run_dir, "training"):
+        compile_model(model, head_learning_rate, metrics=metrics)
         first = fit(model, train_ds, val_ds, head_dir, head_epochs, **fit_kwargs)
-    best = head_dir / "best.keras"
-    model.load_weights(best if best.exists() else head_dir / "last.keras")
-    unfreeze_top(model, after=unfreeze_after)
-    compile_model(model, fine_tune_learning_rate, metrics=metrics)
-    second = fit(model, train_ds, val_ds, tune_dir, fine_tune_epochs, **fit_kwargs)
-    return first, second
-
-
-def _check_same_settings(run_dir: Path, requested: dict) -> None:
-    """Refuse to reuse the finished run in ``run_dir`` when it was trained with other settings."""
-    config_file = run_dir / "config.json"
-    saved = json.loads(config_file.read_text()) if config_file.is_file() else {}
-    differences = _differences(saved, requested)
-    if differences:
-        raise BrainlabError(
-            f"{run_dir} holds a finished first stage (the head) trained with other settings:\n  "
-            + "\n  ".join(differences)
-            + f"\nReusing it would mix two experiments. Use another output folder (--out, or run_dir=), or delete "
-            f"{run_dir} to train the head again.")
+        best = head_dir / runs.BEST
+        model.load_weights(best if best.exists() else head_dir / runs.LAST)
+        unfreeze_top(model, after=unfreeze_after)
+        compile_model(model, fine_tune_learning_rate, metrics=metrics)
+        second = fit(model, train_ds, val_ds, tune_dir, fine_tune_epochs, **fit_kwargs)
+    return (None if first.reused else first), second
 
 
 # --------------------------------------------------------------------------- looking inside

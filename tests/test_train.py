@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 from brainlab import config, models, train
+from brainlab.errors import BrainlabError
 
 CHILD = Path(__file__).with_name("_train_child.py")
 
@@ -88,9 +89,22 @@ def test_fit_writes_a_complete_run_directory(tmp_path):
         marker = plots.training_curves(history).axes[1].get_lines()[-1]
         assert marker.get_xdata()[0] == metrics["best_epoch"] + 1
 
-    # A new run in the same folder starts over rather than appending to the old history.
-    train.fit(model, data, data, tmp_path, epochs=1, progress=False)
-    assert [int(r["epoch"]) for r in read_csv(tmp_path / "history.csv")] == [0]
+    # Rerun with the same settings, the finished run is reused: nothing trained, nothing rewritten, its last weights.
+    written = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    config.set_seed(1)
+    again = models.small_cnn(image_size=32, filters=(8, 16))
+    reused = train.fit(again, data, data, tmp_path, epochs=3, class_weight="balanced", progress=False)
+    assert reused.reused and not result.reused and reused.metrics == metrics and reused.history == result.history
+    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == written
+    np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+    # With another setting it is refused, naming each difference, and nothing is touched.
+    with pytest.raises(BrainlabError) as refused:
+        train.fit(models.small_cnn(image_size=32, filters=(8, 16)), data, data, tmp_path, epochs=1, seed=7,
+                  class_weight="balanced", progress=False)
+    assert str(refused.value).startswith(f"{tmp_path} holds a finished run trained with other settings:\n"
+                                         "  epochs: 3 there, 1 now\n  seed: 42 there, 7 now\n")
+    assert f"delete {tmp_path} (rm -r '{tmp_path}') to train it again" in str(refused.value)
+    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == written
 
 
 def test_a_killed_run_resumes_from_its_last_finished_epoch(tmp_path):
@@ -109,6 +123,7 @@ def test_a_killed_run_resumes_from_its_last_finished_epoch(tmp_path):
     assert [e["begin"] for e in second if "begin" in e] == [2, 3]  # resumed, not restarted
     # ...with the weights the killed process had after its last finished epoch.
     assert second[0]["checksum"] == pytest.approx(first[-1]["checksum"], rel=1e-6)
+    assert second[0]["steps"] == first[-1]["steps"] == 2 * 3  # and its optimizer's state: 2 epochs of 3 batches
 
     assert [int(r["epoch"]) for r in read_csv(run_dir / "history.csv")] == [0, 1, 2, 3]
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -208,8 +223,6 @@ def test_two_stage_fine_tuning_keeps_batchnorm_frozen(tmp_path):
 
 
 def test_two_stage_reuses_a_finished_head_only_if_its_settings_match(tmp_path):
-    from brainlab.errors import BrainlabError
-
     data = synthetic(n=16, size=32)
 
     def two_stages(seed, **settings):
@@ -228,7 +241,7 @@ def test_two_stage_reuses_a_finished_head_only_if_its_settings_match(tmp_path):
     with pytest.raises(BrainlabError) as refused:  # another seed in the same folder
         two_stages(2)
     message = str(refused.value)
-    assert message.startswith(f"{tmp_path / '1_head'} holds a finished first stage (the head) trained with other "
+    assert message.startswith(f"{tmp_path / '1_head'} holds a finished run trained with other "
                               "settings:\n  seed: 1 there, 2 now\n")
     assert "Use another output folder (--out, or run_dir=), or delete" in message
     with pytest.raises(BrainlabError, match=r"optimizer.learning_rate: 0.001 there, 0.01 now"):
