@@ -4,7 +4,7 @@
     brainlab doctor --data DIR    check a dataset folder, file by file
     brainlab fetch-data [--dataset NAME] [--to DIR]  download and verify a dataset ahead of time
     brainlab sample               load the bundled sample and describe it
-    brainlab audit --out DIR      duplicates, leakage and shortcuts in the dataset; a clean split
+    brainlab audit --out DIR      duplicates, leakage and shortcuts in the dataset; a copy-free split
     brainlab audit --data A --against B --out DIR   the images of B that copy images of A; B's external test set
     brainlab evaluate --run RUN --data DIR --out OUT   score a finished run on any labelled folder
     brainlab build-exercises      regenerate exercises/ from solutions/
@@ -14,7 +14,9 @@
     brainlab train --recipe R --out DIR   the same for another recipe (paper, improved, small-cnn, residual-cnn)
 
 Problems you can fix (a missing folder, no internet) are reported as one message with
-advice, and a non-zero exit status; never as a traceback. TensorFlow's start-up log lines
+advice, and a non-zero exit status; never as a traceback. A bad value of an option or of a
+``BRAINLAB_*`` variable (a number out of range, a folder that is a file) exits with status 2,
+before any work; a problem in the files themselves (a damaged model, a manifest's row) with 1. TensorFlow's start-up log lines
 are kept out of the way; ``brainlab --verbose ...`` shows them.
 """
 from __future__ import annotations
@@ -26,9 +28,86 @@ import sys
 from pathlib import Path
 
 from brainlab import __version__, config, experiment, startup
-from brainlab.errors import BrainlabError
+from brainlab.errors import BrainlabError, SettingError
 
 __all__ = ["build_parser", "main"]
+
+
+# --------------------------------------------------------------------------- options checked as they are read
+# A bad value is refused before any work, as one line, with exit status 2: by argparse through these
+# types, and by main() for a SettingError (a recipe's own range, a BRAINLAB_* variable).
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line: what is wrong, and where the help is."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: {message.rstrip('.')} (`{self.prog} --help` lists the options)\n")
+
+
+def _whole(low: int, high: int | None = None):
+    """An argparse type: a whole number from ``low`` (to ``high``)."""
+    def whole(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number "
+                                             + (f"from {low} to {high}" if high is not None else f"of at least {low}"))
+        return value
+    return whole
+
+
+def _folder(*, exists: bool = True, write: bool = False):
+    """An argparse type: a folder that is there (``exists``), or can be made; writable with ``write``."""
+    def folder(text: str) -> str:
+        try:
+            config.check_folder(text, "", exists=exists, write=write)
+        except SettingError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+    return folder
+
+
+def _file(text: str) -> str:
+    """An argparse type: a file that is there."""
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text} is a folder, not a file" if path.is_dir() else f"{text} does not exist")
+    return text
+
+
+def _weights(text: str) -> str:
+    """An argparse type: imagenet, none, or a weights file that is there."""
+    return text if text in ("imagenet", "none") else _file(text)
+
+
+def _dataset(text: str) -> str:
+    """An argparse type: a catalogue entry's name."""
+    from brainlab import datasets
+
+    try:
+        datasets.spec_named(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _url(text: str) -> str:
+    """An argparse type: an http(s) address."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http:// or https:// address")
+    return text
+
+
+EPOCHS, BATCH_SIZE, SEED = _whole(1, experiment.MAX_EPOCHS), _whole(1, experiment.MAX_BATCH_SIZE), \
+    _whole(0, experiment.MAX_SEED)
+IMAGE_SIZE = _whole(min(low for low, _ in experiment.IMAGE_SIZES.values()),
+                    max(high for _, high in experiment.IMAGE_SIZES.values()))
+DATA, OUT = _folder(), _folder(exists=False, write=True)
 
 
 def cmd_doctor(args) -> int:
@@ -100,7 +179,7 @@ def check_data_folder(root: Path) -> int:
     spec = datasets.detect_spec(root, default=datasets.BRAIN_TUMOR)
     splits = datasets.present_splits(root, spec) or spec.splits  # none: scan explains the expected layout
     found = data.scan(root, splits=splits, spec=spec)  # layout problems raise DataLayoutError with the expected layout
-    bad = [(p, reason) for p, reason in found.bad]
+    bad = found.bad + found.broken  # not images, and image files that cannot be opened: training skips both
     readable: dict[tuple[str, str], int] = {}
     for f in tqdm(found.files, desc="checking images", unit="img", leave=False):
         reason = images.check_image(f.path)
@@ -220,7 +299,8 @@ def audit_against(root_a: Path, root_b: Path, args) -> int:
 def cmd_evaluate(args) -> int:
     from brainlab import experiment
 
-    metrics = experiment.evaluate_run(args.run, args.data, args.out, manifest=args.manifest, name=args.name)
+    metrics = experiment.evaluate_run(args.run, args.data, args.out, manifest=args.manifest, name=args.name,
+                                      allow_outside=args.allow_outside)
     print(f"\nAccuracy on {metrics['split']} ({metrics['n_images']} images): {metrics['accuracy']:.3f}. "
           f"Report: {Path(args.out) / 'report.md'}")
     return 0
@@ -233,7 +313,7 @@ def cmd_experiment(args) -> int:
     # As the notebooks do: mixed precision on a GPU (or as BRAINLAB_PRECISION says), and bfloat16 on a CPU
     # that has it for the recipes measured to keep their accuracy in it.
     train.device_policy(cpu_bfloat16=recipe in experiment.BFLOAT16_MEASURED)
-    experiment.run(recipe, args.out, data_dir=args.data, manifest=args.manifest,
+    experiment.run(recipe, args.out, data_dir=args.data, manifest=args.manifest, allow_outside=args.allow_outside,
                    quick=args.quick or None, epochs=args.epochs, split=args.split, weights=args.weights,
                    seed=args.seed, preprocessing=args.preprocessing, image_size=args.image_size,
                    batch_size=args.batch_size, augmentation=args.augmentation, crop=args.crop)
@@ -246,6 +326,15 @@ def cmd_cache(args) -> int:
         print("brainlab cache: --all goes with --clear (brainlab cache --clear --all)", file=sys.stderr)
         return 2
     if args.clear:
+        planned = config.clear_cache(everything=args.all, dry_run=True)  # refuses a folder brainlab did not make
+        if args.all and planned:
+            print(f"brainlab cache --clear --all deletes, in {config.cache_dir()}:")
+            for part in planned:
+                print(f"  {part.name}/  {part.description}, {part.files} files, {config.human_size(part.bytes)}")
+            asked = sys.stdin is not None and sys.stdin.isatty()  # a person at a terminal is asked; a script is not
+            if asked and input("Delete them? [y/N] ").strip().lower() not in ("y", "yes"):
+                print("Nothing was deleted.")
+                return 0
         removed = config.clear_cache(everything=args.all)
         for part in removed:
             print(f"removed {part.path}: {part.description}, {part.files} files, {config.human_size(part.bytes)}")
@@ -281,49 +370,54 @@ def cmd_course_links(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="brainlab", description="Deep learning on brain MRI, for teaching.")
+    parser = _Parser(prog="brainlab", description="Deep learning on brain MRI, for teaching.")
     parser.add_argument("--version", action="version", version=f"brainlab {__version__}")
     parser.add_argument("--verbose", action="store_true",
                         help="show TensorFlow's own start-up log lines (hidden by default)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("doctor", help="report versions, GPU, data and weights; or check a data folder")
-    p.add_argument("--data", metavar="DIR", help="check this dataset folder file by file")
+    p.add_argument("--data", metavar="DIR", type=DATA, help="check this dataset folder file by file")
     p.set_defaults(func=cmd_doctor, tensorflow=True)
 
     p = sub.add_parser("fetch-data", help="download and verify a dataset")
-    p.add_argument("--dataset", default="sartaj",
+    p.add_argument("--dataset", default="sartaj", type=_dataset,
                    help="which one: sartaj (the paper's, default) or nickparvar (an external test set), "
                         "or a catalogue name")
-    p.add_argument("--to", metavar="DIR", help="where to put it (default: the brainlab cache)")
+    p.add_argument("--to", metavar="DIR", type=OUT, help="where to put it (default: the brainlab cache)")
     p.add_argument("--source", action="append", choices=["kaggle", "github"],
                    help="where to download from (repeatable; default: kaggle, then github)")
-    p.add_argument("--url", help="another URL for the GitHub archive (a mirror)")
+    p.add_argument("--url", type=_url, help="another URL for the GitHub archive (a mirror)")
     p.set_defaults(func=cmd_fetch_data)
 
     p = sub.add_parser("sample", help="load the bundled sample and describe it")
-    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--image-size", type=IMAGE_SIZE, default=128)
     p.set_defaults(func=cmd_sample, tensorflow=True)
 
     p = sub.add_parser("audit", help="find duplicates, cross-split leaks, label conflicts and shortcuts")
-    p.add_argument("--data", metavar="DIR", help="dataset folder (default: as find_data decides)")
-    p.add_argument("--out", metavar="DIR", required=True, help="where to write tables, figures and clean_split.csv")
-    p.add_argument("--seed", type=int, default=config.DEFAULT_SEED, help="seed of the clean split")
+    p.add_argument("--data", metavar="DIR", type=DATA, help="dataset folder (default: as find_data decides)")
+    p.add_argument("--out", metavar="DIR", type=OUT, required=True,
+                   help="where to write tables, figures and clean_split.csv")
+    p.add_argument("--seed", type=SEED, default=config.DEFAULT_SEED,
+                   help="seed of the copy-free split (clean_split.csv)")
     p.add_argument("--pixel-hash", action="store_true",
                    help="also compare decoded pixels (finds copies whose bytes differ; decodes every file in full)")
-    p.add_argument("--against", metavar="DIR",
+    p.add_argument("--against", metavar="DIR", type=DATA,
                    help="another dataset's folder: find its images that copy images of --data, and write "
                         "external_copies.csv and external_manifest.csv (its images without a copy)")
     p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("evaluate", help="score a finished run (train/reproduce) on any labelled folder")
-    p.add_argument("--run", metavar="RUN_DIR", required=True, help="the --out folder of brainlab train or reproduce")
-    p.add_argument("--data", metavar="DIR", required=True,
+    p.add_argument("--run", metavar="RUN_DIR", type=DATA, required=True,
+                   help="the --out folder of brainlab train or reproduce")
+    p.add_argument("--data", metavar="DIR", type=DATA, required=True,
                    help="a folder with one folder per class, or a dataset folder with --manifest")
-    p.add_argument("--manifest", metavar="CSV", help="the images to score (path,class,split), e.g. "
-                                                     "external_manifest.csv from `brainlab audit --against`")
+    p.add_argument("--manifest", metavar="CSV", type=_file, help="the images to score (path,class,split), e.g. "
+                                                                 "external_manifest.csv from `brainlab audit --against`")
+    p.add_argument("--allow-outside", action="store_true", help="let --manifest name images outside --data")
     p.add_argument("--name", help="what the numbers are called (default: external-<dataset>)")
-    p.add_argument("--out", metavar="DIR", required=True, help="where metrics.json, predictions.csv, report.md go")
+    p.add_argument("--out", metavar="DIR", type=OUT, required=True,
+                   help="where metrics.json, predictions.csv, report.md go (not a run folder, nor inside one)")
     p.set_defaults(func=cmd_evaluate, tensorflow=True)
 
     for name in ("reproduce", "train"):
@@ -331,15 +425,19 @@ def build_parser() -> argparse.ArgumentParser:
                            "train and evaluate a recipe: " + ", ".join(experiment.RECIPES))
         if name == "train":
             p.add_argument("--recipe", choices=experiment.RECIPES, required=True)
-        p.add_argument("--out", metavar="DIR", required=True, help="where metrics.json, report.md and figures go")
-        p.add_argument("--data", metavar="DIR", help="dataset folder (default: as find_data decides)")
+        p.add_argument("--out", metavar="DIR", type=OUT, required=True,
+                       help="where metrics.json, report.md and figures go. The same command again resumes an "
+                            "interrupted run there, or reuses a finished one; other settings are refused")
+        p.add_argument("--data", metavar="DIR", type=DATA, help="dataset folder (default: as find_data decides)")
         p.add_argument("--quick", action="store_true", help="the bundled sample and 2 epochs: about a minute")
-        p.add_argument("--epochs", type=int)
+        p.add_argument("--epochs", type=EPOCHS)
         p.add_argument("--split", choices=["official", "clean"], default="official",
                        help="official Training/Testing, or the copy-free split made by `brainlab audit` (no exact "
                             "or near copies across its parts; neighbouring slices and patients are not checked)")
-        p.add_argument("--manifest", metavar="CSV", help="a split manifest (path,class,split) to use for --split clean")
-        p.add_argument("--weights", default="imagenet" if name == "reproduce" else None,
+        p.add_argument("--manifest", metavar="CSV", type=_file,
+                       help="a split manifest (path,class,split) to use for --split clean")
+        p.add_argument("--allow-outside", action="store_true", help="let --manifest name images outside --data")
+        p.add_argument("--weights", type=_weights, default="imagenet" if name == "reproduce" else None,
                        help="imagenet, none (random start) or a weights FILE")
         p.add_argument("--preprocessing", choices=["imagenet", "rescale"], help="input scaling of ResNet50 models")
         p.add_argument("--augmentation", choices=experiment.CHOICES["augmentation"],
@@ -347,9 +445,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "(gamma, blur, noise, zoom, shift); paper: none, the fast variant (" +
                             experiment.FAST_VARIANT + ")")
         p.add_argument("--crop", choices=["none", "head"], help="cut every image to the square around the head")
-        p.add_argument("--image-size", type=int)
-        p.add_argument("--batch-size", type=int)
-        p.add_argument("--seed", type=int)
+        p.add_argument("--image-size", type=IMAGE_SIZE,
+                       help="; ".join(f"{r}: {low} to {high}" for r, (low, high) in experiment.IMAGE_SIZES.items()))
+        p.add_argument("--batch-size", type=BATCH_SIZE)
+        p.add_argument("--seed", type=SEED)
         p.set_defaults(func=cmd_experiment, tensorflow=True)
 
     from brainlab import course, exercises
@@ -377,14 +476,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    startup.set_verbose(args.verbose or startup.verbose())
-    if getattr(args, "tensorflow", False) and not (args.command == "doctor" and args.data):
-        try:
-            startup.import_tensorflow()  # now, quietly, rather than wherever it is first needed
-        except ImportError:
-            pass  # the command says so where it needs TensorFlow (doctor reports it)
     try:
+        # every BRAINLAB_* variable before any work (doctor reports a missing BRAINLAB_DATA itself)
+        config.check_environment(skip=("BRAINLAB_DATA",) if args.command == "doctor" else ())
+        if os.environ.get("BRAINLAB_PRECISION", "").strip():  # train's own variable (it loads TensorFlow)
+            from brainlab.train import precision_from_env
+
+            precision_from_env()
+        startup.set_verbose(args.verbose or startup.verbose())
+        if getattr(args, "tensorflow", False) and not (args.command == "doctor" and args.data):
+            try:
+                startup.import_tensorflow()  # now, quietly, rather than wherever it is first needed
+            except ImportError:
+                pass  # the command says so where it needs TensorFlow (doctor reports it)
         return args.func(args)
+    except SettingError as exc:  # a bad value of an option or variable: 2, as argparse exits for its own
+        print(f"brainlab {args.command}: {exc}", file=sys.stderr)
+        return 2
     except BrainlabError as exc:
         print(f"brainlab {args.command}: {exc}", file=sys.stderr)
         return 1

@@ -13,6 +13,9 @@ on a laptop, on Colab and in CI without edits:
 - ``BRAINLAB_QUICK=1``: quick mode. The bundled sample instead of the full dataset, few
   epochs and small images, so that everything finishes in about a minute on a CPU.
 
+:func:`check_environment` checks every ``BRAINLAB_*`` variable at once (the command line calls
+it before any work), and :func:`check_folder` any folder a setting names.
+
 :func:`keep_work_in` points the cache and the runs at one folder (a Google Drive on Colab,
 so that a runtime reset loses neither the downloads nor a training).
 """
@@ -27,19 +30,30 @@ from typing import NamedTuple
 
 import numpy as np
 
-from brainlab.errors import BrainlabError
+from brainlab.errors import BrainlabError, SettingError
 
-__all__ = ["DEFAULT_SEED", "COURSE_FOLDERS", "quick_mode", "quick", "cache_dir", "runs_dir", "WorkFolders",
-           "keep_work_in", "data_env", "set_seed", "CachePart", "cache_usage", "clear_cache", "cache_max_bytes",
-           "prune", "human_size"]
+__all__ = ["DEFAULT_SEED", "COURSE_FOLDERS", "CACHE_MARKER", "quick_mode", "quick", "cache_dir", "runs_dir",
+           "WorkFolders", "keep_work_in", "data_env", "set_seed", "CachePart", "cache_usage", "clear_cache",
+           "cache_max_bytes", "prune", "human_size", "check_folder", "check_environment", "switch"]
 
 DEFAULT_SEED = 42
 _TRUE = {"1", "true", "yes", "on"}
 
 
+_FALSE = {"", "0", "false", "no", "off"}
+
+
+def switch(name: str) -> bool:
+    """The on/off variable ``name`` (1/true/yes/on or 0/false/no/off, unset: off); any other value is refused."""
+    value = os.environ.get(name, "").strip().lower()
+    if value not in _TRUE | _FALSE:
+        raise SettingError(f"{name}={os.environ[name]!r} is neither on nor off: set it to 1 or 0, or unset it.")
+    return value in _TRUE
+
+
 def quick_mode() -> bool:
     """True when ``BRAINLAB_QUICK`` asks for the small, fast version of everything."""
-    return os.environ.get("BRAINLAB_QUICK", "").strip().lower() in _TRUE
+    return switch("BRAINLAB_QUICK")
 
 
 def quick(full, quick_value):
@@ -47,15 +61,47 @@ def quick(full, quick_value):
     return quick_value if quick_mode() else full
 
 
+#: The file that marks a folder as brainlab's cache (the Cache Directory Tagging convention, which backup
+#: tools honour too). ``brainlab cache --clear`` deletes nothing in a folder without it.
+CACHE_MARKER = "CACHEDIR.TAG"
+_MARKER_TEXT = ("Signature: 8a477f597d28d172789f06886806bc55\n"
+                "# This folder is brainlab's cache: `brainlab cache` shows it, `brainlab cache --clear` empties it.\n"
+                "# For information about cache directory tags see https://bford.info/cachedir/\n")
+
+
+def _default_cache() -> Path:
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "brainlab"
+
+
 def cache_dir() -> Path:
-    """The per-user cache folder (created on first use)."""
-    if os.environ.get("BRAINLAB_CACHE"):
-        base = Path(os.environ["BRAINLAB_CACHE"]).expanduser()
-    else:
-        xdg = os.environ.get("XDG_CACHE_HOME")
-        base = (Path(xdg) if xdg else Path.home() / ".cache") / "brainlab"
+    """The per-user cache folder (created, with its :data:`CACHE_MARKER`, on first use).
+
+    A folder brainlab creates is marked as its own; so is one that is empty, and the default
+    ``~/.cache/brainlab`` (named by brainlab, so a cache from before the marker stays usable).
+    A ``BRAINLAB_CACHE`` folder that held other things before is used, but never marked.
+    """
+    env = os.environ.get("BRAINLAB_CACHE", "").strip()
+    base = check_folder(env or _default_cache(), "BRAINLAB_CACHE" if env else "the brainlab cache",
+                        write=True, exists=False)
+    adopt = not base.is_dir() or not any(base.iterdir()) or not env
     base.mkdir(parents=True, exist_ok=True)
+    if adopt and not _is_marked(base):
+        _write_marker(base)
     return base
+
+
+def _is_marked(folder: Path) -> bool:
+    try:
+        return "brainlab" in (folder / CACHE_MARKER).read_text(errors="replace")
+    except OSError:
+        return False
+
+
+def _write_marker(folder: Path) -> None:
+    tmp = folder / f".{CACHE_MARKER}.{os.getpid()}.tmp"
+    tmp.write_text(_MARKER_TEXT)
+    os.replace(tmp, folder / CACHE_MARKER)
 
 
 #: The course's notebook folders: notebooks opened from any of them share one ``runs/``.
@@ -101,8 +147,11 @@ def keep_work_in(folder) -> WorkFolders:
     folder = Path(folder).expanduser().resolve()
     work = WorkFolders(folder / "cache", folder / "runs")
     try:
+        new_cache = not work.cache.is_dir()
         for path in work:
             path.mkdir(parents=True, exist_ok=True)
+        if new_cache:
+            _write_marker(work.cache)
     except OSError as exc:
         raise BrainlabError(f"Cannot keep brainlab's work in {folder}: {exc}. Is the folder (or the drive) "
                             "mounted and writable?") from exc
@@ -163,17 +212,28 @@ def cache_usage() -> list[CachePart]:
     return parts
 
 
-def clear_cache(everything: bool = False) -> list[CachePart]:
+def clear_cache(everything: bool = False, dry_run: bool = False) -> list[CachePart]:
     """Delete what the cache rebuilds by itself (decoded images, verdicts); with ``everything``, downloads too.
 
-    Returns the parts removed, as they were before removal.
+    Only brainlab's own parts (:data:`CACHE_PARTS`) are deleted, and only in a folder that carries
+    :data:`CACHE_MARKER`; anything else is refused with a :class:`~brainlab.errors.BrainlabError`
+    before a file is touched. Returns the parts removed (``dry_run``: that would be), as they were.
     """
-    removed = []
-    for part in cache_usage():
-        if (everything or part.name in REBUILT_PARTS) and part.path.exists():
+    root = cache_dir()
+    parts = [p for p in cache_usage() if (everything or p.name in REBUILT_PARTS)
+             and (p.path.exists() or p.path.is_symlink())]
+    if parts and not _is_marked(root):
+        raise BrainlabError(f"{root} has no {CACHE_MARKER} marker, so brainlab did not create it (BRAINLAB_CACHE "
+                            f"names a folder that held other things before); nothing was deleted. Delete what you "
+                            f"no longer need there yourself, or point BRAINLAB_CACHE at a folder of its own.")
+    for part in parts:
+        if part.path.is_symlink() or not part.path.is_dir():
+            raise BrainlabError(f"{part.path} is {'a link' if part.path.is_symlink() else 'a file'}, which brainlab "
+                                "never makes in its cache; nothing was deleted. Remove or move it yourself.")
+    if not dry_run:
+        for part in parts:
             shutil.rmtree(part.path)
-            removed.append(part)
-    return removed
+    return parts
 
 
 def cache_max_bytes() -> int:
@@ -185,9 +245,9 @@ def cache_max_bytes() -> int:
         mb = float(value)
     except ValueError:
         mb = -1
-    if mb < 0:
-        raise BrainlabError(f"BRAINLAB_CACHE_MAX_MB={value!r} is not a number of megabytes; "
-                         f"set it to e.g. {DEFAULT_CACHE_MAX_MB}, or unset it for the default")
+    if not 0 <= mb < 2**40:  # also refuses nan and inf
+        raise SettingError(f"BRAINLAB_CACHE_MAX_MB={value!r} is not a number of megabytes; "
+                           f"set it to e.g. {DEFAULT_CACHE_MAX_MB}, or unset it for the default")
     return int(mb * 2**20)
 
 
@@ -217,3 +277,65 @@ def human_size(n: int) -> str:
         if n < 1024 or unit == "GB":
             return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
         n /= 1024
+
+
+# --------------------------------------------------------------------------- checking settings
+
+
+def check_folder(path, setting: str, *, write: bool = False, exists: bool = True) -> Path:
+    """``path`` if it can serve as the folder ``setting`` names, or a :class:`~brainlab.errors.SettingError`.
+
+    ``exists``: it must be there already (data to read); otherwise it may be created, in a folder
+    that is there. ``write``: brainlab must be able to write in it (or create it).
+    """
+    path = Path(path).expanduser()
+    what = f"{setting} {path}" if setting else str(path)
+    if path.is_dir():
+        if write and not os.access(path, os.W_OK | os.X_OK):
+            raise SettingError(f"{what}: the folder is not writable; give a folder you can write in.")
+        return path
+    if path.exists() or path.is_symlink():
+        kind = "a file" if path.exists() else "a link to nothing"
+        raise SettingError(f"{what} is {kind}, not a folder: give a folder.")
+    if exists:
+        raise SettingError(f"{what} does not exist: give an existing folder.")
+    parent = next(p for p in path.parents if p.exists() or p.is_symlink())
+    if not parent.is_dir():
+        raise SettingError(f"{what} cannot be created: {parent} is a file, not a folder.")
+    if write and not os.access(parent, os.W_OK | os.X_OK):
+        raise SettingError(f"{what} cannot be created: {parent} is not writable; "
+                           "give a folder you can write in.")
+    return path
+
+
+def check_environment(skip=()) -> None:
+    """Check every ``BRAINLAB_*`` variable that is set (but those in ``skip``); the first bad one raises
+    a :class:`~brainlab.errors.SettingError` that names it and says what it takes.
+
+    ``BRAINLAB_PRECISION`` is :mod:`brainlab.train`'s (which loads TensorFlow): see its ``precision_from_env``."""
+    def folder(name, **kwargs):
+        value = os.environ.get(name, "").strip()
+        if value:
+            check_folder(value, name, **kwargs)
+
+    checks = {
+        "BRAINLAB_QUICK": lambda: switch("BRAINLAB_QUICK"),
+        "BRAINLAB_VERBOSE": lambda: switch("BRAINLAB_VERBOSE"),
+        "BRAINLAB_CACHE": lambda: folder("BRAINLAB_CACHE", write=True, exists=False),
+        "BRAINLAB_RUNS": lambda: folder("BRAINLAB_RUNS", write=True, exists=False),
+        "BRAINLAB_DATA": lambda: folder("BRAINLAB_DATA"),
+        "BRAINLAB_EXTERNAL_DATA": lambda: folder("BRAINLAB_EXTERNAL_DATA"),
+        "BRAINLAB_CACHE_MAX_MB": cache_max_bytes,
+        "BRAINLAB_WEIGHTS": weights_env,
+    }
+    for name, check in checks.items():
+        if name not in skip and os.environ.get(name, "").strip():
+            check()
+
+
+def weights_env() -> str | None:
+    """``BRAINLAB_WEIGHTS``: ``"imagenet"``, ``"random"`` or None (unset); any other value is refused."""
+    value = os.environ.get("BRAINLAB_WEIGHTS", "").strip().lower()
+    if value not in ("", "imagenet", "random"):
+        raise SettingError(f"BRAINLAB_WEIGHTS={value!r}: use imagenet, random, or leave it unset.")
+    return value or None

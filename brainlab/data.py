@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
+import posixpath
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -187,7 +189,13 @@ def _load_split(split, root, protocol_name, image_size, channels, progress, cach
         raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
     found = scan(root, splits=(split,), spec=spec)
     name = f"{protocol_name}-{'train' if split == 'Training' else 'test'}"
-    return _decode(root, found.files, name, image_size, channels, progress, cache, crop)
+    return _decode(root, found.files, name, image_size, channels, progress, cache, crop,
+                   set_aside=_relative(found.root, found.broken))
+
+
+def _relative(root: Path, entries) -> list[tuple[str, str]]:
+    """``(path, reason)`` pairs with each path relative to ``root``, as an :class:`ImageSet` lists skipped files."""
+    return [(Path(p).relative_to(root).as_posix(), reason) for p, reason in entries]
 
 
 def _spec_of(root) -> DatasetSpec:
@@ -252,7 +260,7 @@ def _verifies(root: Path, spec: DatasetSpec) -> bool:
 
 def load_splits(root=None, image_size: int = 128, channels: int = 3, val_fraction: float = 0.15,
                 seed: int = config.DEFAULT_SEED, manifest=None, progress: bool = True,
-                cache: bool = True, crop: str = "none") -> Splits:
+                cache: bool = True, crop: str = "none", allow_outside: bool = False) -> Splits:
     """Train, validation and test sets (every image cut to the head first with ``crop="head"``).
 
     Without ``manifest``: the official protocol. ``test`` is the Testing split and ``val`` a
@@ -261,12 +269,13 @@ def load_splits(root=None, image_size: int = 128, channels: int = 3, val_fractio
     only for a verified copy of the dataset, ``sample-test`` or ``unverified-test`` otherwise.
 
     With ``manifest`` (a CSV with columns ``path,class,split``, split being train/val/test,
-    such as the leakage-free ``clean_split.csv`` written by ``brainlab audit``): exactly
-    the files it lists. The sets are then named after the manifest, e.g. ``clean-test``.
+    such as the copy-free ``clean_split.csv`` written by ``brainlab audit``): exactly
+    the files it lists. The sets are then named after the manifest, e.g. ``clean-test``. Its rows are
+    checked first (:func:`read_manifest`); paths outside ``root`` only with ``allow_outside``.
     """
     root = find_data(root)
     if manifest is not None:
-        return _load_manifest(root, Path(manifest), image_size, channels, progress, cache, crop)
+        return _load_manifest(root, Path(manifest), image_size, channels, progress, cache, crop, allow_outside)
     from sklearn.model_selection import train_test_split
 
     spec = _spec_of(root)
@@ -286,41 +295,80 @@ def load_splits(root=None, image_size: int = 128, channels: int = 3, val_fractio
                   training.subset(np.sort(val_idx), f"{protocol_name}-val"), testing)
 
 
-def read_manifest(path) -> list[tuple[str, str, str]]:
-    """Rows ``(path, class, split)`` of a split manifest, checked for the right columns and values.
+def read_manifest(path, root=None, *, parts=(), allow_outside: bool = False) -> list[tuple[str, str, str]]:
+    """Rows ``(path, class, split)`` of a split manifest, every one checked before any image is read.
 
     Splits are train/val/test (a clean split) or external (another dataset's images, see
-    ``brainlab audit --against``)."""
+    ``brainlab audit --against``). Refused with a :class:`~brainlab.errors.BrainlabError` that names
+    the line: text that is not UTF-8 (a spreadsheet's UTF-8 BOM is fine), a missing column or value,
+    an unknown class or split, an image listed twice (in one part or in two). With ``root``, the
+    folder the paths are relative to, also a path that leaves it (absolute or through ``..``; allowed
+    with ``allow_outside``) and a file that is not there. Each of ``parts`` needs a row. Paths come
+    back normalised (``a/./b`` is ``a/b``).
+    """
     path = Path(path)
     if not path.is_file():
         raise DataNotFoundError(f"Split manifest {path} does not exist. `brainlab audit --out DIR` writes one.")
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        need = {"path", "class", "split"}
-        if not reader.fieldnames or not need <= set(reader.fieldnames):
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise BrainlabError(f"{path}, line {line}: byte {raw[exc.start]:#04x} is not UTF-8 (Latin-1, or a "
+                            "spreadsheet's plain 'CSV'?): save the manifest as 'CSV UTF-8'.") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    problems, rows, seen = [], [], {}
+    try:
+        if not reader.fieldnames or not {"path", "class", "split"} <= set(reader.fieldnames):
             raise BrainlabError(f"{path}: a split manifest needs the columns path,class,split; "
                                 f"found {reader.fieldnames}.")
-        rows = [(r["path"], r["class"], r["split"]) for r in reader]
-    for p, c, s in rows:
-        if c not in CLASS_NAMES or s not in MANIFEST_PARTS:
-            raise BrainlabError(f"{path}: row {p!r} has class {c!r} and split {s!r}; classes must be one of "
-                                f"{CLASS_NAMES} and splits one of {'/'.join(MANIFEST_PARTS)}.")
+        for r in reader:
+            line, (rel, c, s) = reader.line_num, (r.get(k) for k in ("path", "class", "split"))
+            if None in r or not all((rel, c, s)):
+                problems.append(f"line {line}: needs a path, a class and a split, and nothing more; found "
+                                f"{','.join(str(v) for v in r.values() if v is not None)!r}")
+                continue
+            if c not in CLASS_NAMES or s not in MANIFEST_PARTS:
+                problems.append(f"line {line}: {rel!r} has class {c!r} and split {s!r}; classes must be one of "
+                                f"{', '.join(CLASS_NAMES)} and splits one of {'/'.join(MANIFEST_PARTS)}")
+                continue
+            rel = posixpath.normpath(rel.replace("\\", "/"))
+            if rel in seen:
+                first, part = seen[rel]
+                problems.append(f"line {line}: {rel} is listed on line {first} already" + (
+                    "; list each image once" if part == s else
+                    f", in {part}, and here in {s}: an image in two parts leaks between them"))
+                continue
+            seen[rel] = line, s
+            outside = posixpath.isabs(rel) or rel == ".." or rel.startswith("../")
+            if root is not None and outside and not allow_outside:
+                problems.append(f"line {line}: {rel} is outside the data folder {root}; give paths inside it "
+                                "(or --allow-outside, allow_outside=True, to read it anyway)")
+            elif root is not None and not (Path(root) / rel).is_file():
+                problems.append(f"line {line}: {rel} is not a file in {root} (a manifest of another copy?)")
+            rows.append((rel, c, s))
+    except csv.Error as exc:
+        problems.append(f"line {reader.line_num}: not CSV ({exc})")
+    empty = [p for p in parts if not any(s == p for _, _, s in rows)]
+    if empty and not problems:
+        problems.append(f"no {'/'.join(empty)} rows; it needs at least one image in each of {', '.join(parts)}")
+    if len(problems) == 1:
+        raise BrainlabError(f"{path}, {problems[0]}.")
+    if problems:
+        more = f"\n  ... and {len(problems) - 5} more" if len(problems) > 5 else ""
+        raise BrainlabError(f"{path}: {len(problems)} rows cannot be used:\n  " + "\n  ".join(problems[:5]) + more)
     return rows
 
 
-def _load_manifest(root, manifest: Path, image_size, channels, progress, cache, crop) -> Splits:
-    rows = read_manifest(manifest)
+def _load_manifest(root, manifest: Path, image_size, channels, progress, cache, crop, allow_outside) -> Splits:
+    rows = read_manifest(manifest)  # its parts first: an external manifest is refused as such
     if any(s == "external" for _, _, s in rows):
         raise BrainlabError(f"{manifest} lists external images (to evaluate a model on, not to train one): "
                             "use `brainlab evaluate --manifest` or brainlab.data.load_labelled(manifest=...).")
+    rows = read_manifest(manifest, root, parts=("train", "val", "test"), allow_outside=allow_outside)
     name = manifest.stem.removesuffix("_split") or "manifest"
-    files = []
-    for rel, class_name, _ in rows:
-        path = Path(root) / rel
-        if not path.is_file():
-            raise DataNotFoundError(f"{manifest} lists {rel}, which is not in {root}. "
-                                    "Was the manifest written for another copy of the dataset?")
-        files.append(ImageFile(path, rel, rel.split("/", 1)[0], class_name, CLASS_NAMES.index(class_name)))
+    files = [ImageFile(Path(root) / rel, rel, rel.split("/", 1)[0], class_name, CLASS_NAMES.index(class_name))
+             for rel, class_name, _ in rows]
     everything = _decode(Path(root), files, name, image_size, channels, progress, cache, crop)
     part_of = {rel: s for rel, _, s in rows}
     parts = np.array([part_of[p] for p in everything.paths])
@@ -328,12 +376,13 @@ def _load_manifest(root, manifest: Path, image_size, channels, progress, cache, 
 
 
 def scan_class_folders(root, spec: DatasetSpec | None = None,
-                       split: str = "external") -> tuple[DatasetSpec, list[ImageFile]]:
+                       split: str = "external") -> tuple[DatasetSpec, list[ImageFile], list[tuple[Path, str]]]:
     """The images of a folder that holds one folder per class, named as in a catalogue entry.
 
-    Returns the entry (given, or found from the folder names) and the files, labelled in brainlab's
-    class order, with paths relative to ``root``. A missing class folder, a folder named after no
-    class, an empty class folder: a :class:`~brainlab.errors.DataLayoutError` that says which.
+    Returns the entry (given, or found from the folder names), the files, labelled in brainlab's
+    class order, with paths relative to ``root``, and the image files that cannot be opened, with
+    the reason (see :func:`brainlab.datasets.list_images`). A missing class folder, a folder named
+    after no class, an empty class folder: a :class:`~brainlab.errors.DataLayoutError` that says which.
     """
     root = Path(root).expanduser()
     if not root.is_dir():
@@ -360,19 +409,21 @@ def scan_class_folders(root, spec: DatasetSpec | None = None,
         raise DataLayoutError(f"{root}: class folder(s) missing: {', '.join(missing)} "
                               f"(found {', '.join(found) or 'none'}). "
                               f"Every class needs its folder of images:\n{names}")
-    files = []
+    files, broken = [], []
     for label, class_name in enumerate(spec.class_names):
         folder = root / spec.folder(class_name)
-        images = [p for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                  and not any(datasets.is_ignored(part) for part in p.relative_to(folder).parts)]
+        images, _, cannot_open = datasets.list_images(folder)
+        broken += cannot_open
         if not images:
-            raise DataLayoutError(f"{folder} holds no image files; put the {class_name} images there.")
+            raise DataLayoutError(f"{folder} holds no image files{datasets.unopenable_note(cannot_open)}; "
+                                  f"put the {class_name} images there.")
         files += [ImageFile(p, p.relative_to(root).as_posix(), split, class_name, label) for p in images]
-    return spec, files
+    return spec, files, broken
 
 
 def load_labelled(root, image_size: int = 128, channels: int = 3, *, manifest=None, name: str | None = None,
-                  progress: bool = True, cache: bool = True, crop: str = "none") -> ImageSet:
+                  progress: bool = True, cache: bool = True, crop: str = "none",
+                  allow_outside: bool = False) -> ImageSet:
     """Decode any labelled folder for an evaluation: a folder of class folders, or a dataset and a manifest.
 
     Without ``manifest``, ``root`` holds one folder per class, named as brainlab names the classes
@@ -380,12 +431,14 @@ def load_labelled(root, image_size: int = 128, channels: int = 3, *, manifest=No
     ``manifest`` (``path,class,split``, paths relative to ``root``, one split only, e.g. the
     ``external_manifest.csv`` of ``brainlab audit --against``), exactly the images it lists. The set
     is named ``name`` (default: ``external-<dataset>``, after the catalogue entry found). ``crop``
-    as in :func:`load_split`: a model trained on head crops is evaluated on head crops.
+    as in :func:`load_split`: a model trained on head crops is evaluated on head crops. The manifest's
+    rows are checked first (:func:`read_manifest`); paths outside ``root`` only with ``allow_outside``.
     """
     root = Path(root).expanduser()
+    broken = []
     if manifest is not None:
         manifest = Path(manifest)
-        rows = read_manifest(manifest)
+        rows = read_manifest(manifest, root, allow_outside=allow_outside)
         parts = sorted({s for _, _, s in rows})
         if len(parts) > 1:
             raise BrainlabError(f"{manifest} names several parts ({', '.join(parts)}); an evaluation reads one. "
@@ -393,22 +446,20 @@ def load_labelled(root, image_size: int = 128, channels: int = 3, *, manifest=No
         if not rows:
             raise BrainlabError(f"{manifest} lists no images.")
         spec = _spec_of(root)
-        files = []
-        for rel, class_name, part in rows:
-            path = root / rel
-            if not path.is_file():
-                raise DataNotFoundError(f"{manifest} lists {rel}, which is not in {root}. "
-                                        "Was the manifest written for another folder?")
-            files.append(ImageFile(path, rel, part, class_name, CLASS_NAMES.index(class_name)))
+        files = [ImageFile(root / rel, rel, part, class_name, CLASS_NAMES.index(class_name))
+                 for rel, class_name, part in rows]
     else:
-        spec, files = scan_class_folders(root)
+        spec, files, broken = scan_class_folders(root)
     name = name or f"external-{spec.short_name or spec.name}"
-    return _decode(root, files, name, image_size, channels, progress, cache, crop)
+    return _decode(root, files, name, image_size, channels, progress, cache, crop, set_aside=_relative(root, broken))
 
 
 def _decode(root: Path, files: list[ImageFile], name: str, image_size: int, channels: int,
-            progress: bool, cache: bool, crop: str = "none") -> ImageSet:
+            progress: bool, cache: bool, crop: str = "none", set_aside=()) -> ImageSet:
     """Decode ``files`` once (in threads: PIL releases the GIL), skipping unreadable ones.
+
+    ``set_aside`` lists ``(path, reason)`` of the files a scan could not even open; they are
+    reported and listed in ``ImageSet.skipped`` with the files that do not decode.
 
     The result is cached as a ``.npz`` in the brainlab cache, keyed by the files' names, sizes
     and modification times plus the image size, channels and crop, so a second run loads in a blink.
@@ -418,7 +469,7 @@ def _decode(root: Path, files: list[ImageFile], name: str, image_size: int, chan
     max_bytes = config.cache_max_bytes() if cache else None  # a bad setting is refused before any work
     if crop not in CROPS:
         raise BrainlabError(f"Unknown crop {crop!r}: choose {' or '.join(CROPS)}.")
-    key = _cache_key(files, image_size, channels, crop)
+    key = _cache_key(files, image_size, channels, crop, set_aside)
     cache_file = config.cache_dir() / "decoded" / f"{key}.npz"
     if cache and cache_file.is_file():
         try:
@@ -439,7 +490,7 @@ def _decode(root: Path, files: list[ImageFile], name: str, image_size: int, chan
 
     images = np.zeros((len(files), image_size, image_size, channels), dtype=np.uint8)
     ok = np.zeros(len(files), dtype=bool)
-    skipped = []
+    skipped = list(set_aside)
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 1)) as pool:
         results = pool.map(decode, files)
         if progress:
@@ -463,11 +514,13 @@ def _decode(root: Path, files: list[ImageFile], name: str, image_size: int, chan
     return result
 
 
-def _cache_key(files: list[ImageFile], image_size: int, channels: int, crop: str = "none") -> str:
+def _cache_key(files: list[ImageFile], image_size: int, channels: int, crop: str = "none", set_aside=()) -> str:
     h = hashlib.sha256(f"v1|{image_size}|{channels}".encode() + (b"" if crop == "none" else f"|{crop}".encode()))
     for f in files:
         st = f.path.stat()
         h.update(f"|{f.path.resolve()}|{f.relpath}|{f.label}|{st.st_size}|{st.st_mtime_ns}".encode())
+    for relpath, reason in set_aside:  # the cached list of skipped files includes them
+        h.update(f"|set aside|{relpath}|{reason}".encode())
     return h.hexdigest()[:24]
 
 

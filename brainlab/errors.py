@@ -6,8 +6,8 @@ that message; Jupyter shows it without a long traceback (through IPython's
 """
 from __future__ import annotations
 
-__all__ = ["BrainlabError", "DataLayoutError", "DataNotFoundError", "DownloadError", "UnsafeArchiveError",
-           "WeightsNotFoundError"]
+__all__ = ["BrainlabError", "DataLayoutError", "DataNotFoundError", "DownloadError", "SettingError",
+           "UnsafeArchiveError", "WeightsNotFoundError"]
 
 
 class BrainlabError(Exception):
@@ -16,6 +16,13 @@ class BrainlabError(Exception):
     def _render_traceback_(self):  # IPython calls this instead of printing a traceback
         return [f"\x1b[31m{type(self).__name__}\x1b[0m: {line}" if i == 0 else line
                 for i, line in enumerate(str(self).splitlines())]
+
+
+class SettingError(BrainlabError, ValueError):
+    """A setting (a command-line option or a ``BRAINLAB_*`` variable) has a value brainlab cannot use.
+
+    The command line exits with status 2 for it, as argparse does for a malformed option.
+    """
 
 
 class DataNotFoundError(BrainlabError):

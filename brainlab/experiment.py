@@ -22,14 +22,15 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from brainlab import config
-from brainlab.errors import BrainlabError
+from brainlab import config, runs
+from brainlab.errors import BrainlabError, SettingError
 from brainlab.images import CROPS
 
 __all__ = ["BFLOAT16_MEASURED", "CHOICES", "COMMAND_LINE", "FAST_VARIANT", "FINE_TUNE_LEARNING_RATE", "FIXED",
-           "IMAGENET_RECIPES", "ONLY", "RECIPES", "SPLITS", "TIMING_ONLY", "Settings", "build_model", "check_settings",
-           "default_settings", "departures_from_paper", "effective_settings", "evaluate_run", "learning_rate",
-           "load_data", "run", "save_figures", "timing_only", "train_model", "write_report"]
+           "IMAGENET_RECIPES", "IMAGE_SIZES", "MAX_BATCH_SIZE", "MAX_EPOCHS", "MAX_SEED", "MIN_EPOCHS", "ONLY",
+           "RECIPES", "SPLITS", "TIMING_ONLY", "Settings", "build_model", "check_settings", "default_settings",
+           "departures_from_paper", "effective_settings", "evaluate_run", "learning_rate", "load_data", "run",
+           "save_figures", "timing_only", "train_model", "write_report"]
 
 RECIPES = ("paper", "improved", "small-cnn", "residual-cnn")
 SPLITS = ("official", "clean")
@@ -56,6 +57,13 @@ FIXED = {
                      "preprocessing": ("standardize", "standardises every scan inside its model")},
 }
 COMMAND_LINE = ("weights", "preprocessing", "augmentation")  # the fixed settings `brainlab train` offers as options
+
+# The image sizes each recipe's model takes: from its total downsampling (the last feature map must keep a
+# pixel: 8 for the small CNN's three poolings, 32 for the ResNets) to 1024 px, twice the scans' own size.
+IMAGE_SIZES = {"paper": (32, 1024), "improved": (32, 1024), "small-cnn": (8, 1024), "residual-cnn": (32, 1024)}
+MIN_EPOCHS = {"improved": 2}  # one for the head, one for fine-tuning; every other recipe: 1
+MAX_SEED = 2**32 - 1  # NumPy's seeds
+MAX_EPOCHS, MAX_BATCH_SIZE = 10_000, 65_536  # beyond these a number is a typo, not a plan
 
 # The ImageNet recipes: started from random weights (--weights none) they train for timing only, and their
 # numbers are never shown (see :func:`timing_only`).
@@ -97,7 +105,7 @@ class Settings:
 def default_settings(recipe: str, quick: bool | None = None, **overrides) -> Settings:
     """Each recipe's defaults; quick mode shrinks epochs (and the small CNN's images)."""
     if recipe not in RECIPES:
-        raise BrainlabError(f"Unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}.")
+        raise SettingError(f"Unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}.")
     quick = config.quick_mode() if quick is None else quick
     base = {
         # The paper's model: 128 px, augmentation (section III.D). Adam and its preprocessing are not stated:
@@ -118,29 +126,38 @@ def default_settings(recipe: str, quick: bool | None = None, **overrides) -> Set
         if value is not None:
             setattr(settings, key, value)
     if settings.split not in SPLITS:
-        raise BrainlabError(f"Unknown split {settings.split!r}: choose official or clean.")
+        raise SettingError(f"Unknown split {settings.split!r}: choose official or clean.")
     check_settings(settings)
     return settings
 
 
 def check_settings(s: Settings) -> None:
-    """Refuse, with a message, a setting that the recipe would otherwise ignore (see :data:`FIXED`)."""
+    """Refuse, with a message, a setting that the recipe would otherwise ignore (see :data:`FIXED`) or
+    a number out of its range (:data:`IMAGE_SIZES`, :data:`MIN_EPOCHS`): a :class:`SettingError`."""
     if s.recipe not in RECIPES:
-        raise BrainlabError(f"Unknown recipe {s.recipe!r}: choose one of {', '.join(RECIPES)}.")
+        raise SettingError(f"Unknown recipe {s.recipe!r}: choose one of {', '.join(RECIPES)}.")
+    low, high = IMAGE_SIZES[s.recipe]
+    ranges = {"epochs": (MIN_EPOCHS.get(s.recipe, 1), MAX_EPOCHS), "batch_size": (1, MAX_BATCH_SIZE),
+              "image_size": (low, high), "seed": (0, MAX_SEED)}
+    for key, (low, high) in ranges.items():
+        value = getattr(s, key)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise SettingError(f"--{key.replace('_', '-')} {value!r}: the {s.recipe} recipe takes a whole number "
+                               f"from {low} to {high}.")
     for key, (value, why) in FIXED[s.recipe].items():
         given = "none" if key == "weights" and getattr(s, key) is None else getattr(s, key)
         if given != value:
             name = f"--{key}" if key in COMMAND_LINE else key  # as the user gave it
-            raise BrainlabError(f"the {s.recipe} recipe {why}: {name} cannot be used with it "
+            raise SettingError(f"the {s.recipe} recipe {why}: {name} cannot be used with it "
                                 f"({key}={given!r} was given; it uses {value!r}). Leave {name} out, "
                                 f"or choose a recipe that takes it.")
     for key, allowed in CHOICES.items():
         if key not in FIXED[s.recipe] and getattr(s, key) not in allowed:
-            raise BrainlabError(f"Unknown {key} {getattr(s, key)!r}: choose {' or '.join(allowed)}.")
+            raise SettingError(f"Unknown {key} {getattr(s, key)!r}: choose {' or '.join(allowed)}.")
     for key, (allowed, why) in ONLY.get(s.recipe, {}).items():
         if getattr(s, key) not in allowed:
             name = f"--{key}" if key in COMMAND_LINE else key
-            raise BrainlabError(f"the {s.recipe} recipe {why}: {name} {getattr(s, key)} cannot be used with it "
+            raise SettingError(f"the {s.recipe} recipe {why}: {name} {getattr(s, key)} cannot be used with it "
                                 f"({key}={getattr(s, key)!r} was given; choose {' or '.join(allowed)}).")
 
 
@@ -199,8 +216,11 @@ def learning_rate(s: Settings, steps_per_epoch: int):
     raise BrainlabError(f"Unknown learning-rate schedule {s.lr_schedule!r}: choose constant or cosine.")
 
 
-def load_data(s: Settings, data_dir, out: Path, manifest=None):
-    """The three splits for ``s.split``; the clean split is made by the audit when no manifest is given."""
+def load_data(s: Settings, data_dir, out: Path, manifest=None, allow_outside: bool = False):
+    """The three splits for ``s.split``; the clean split is made by the audit when no manifest is given.
+
+    A manifest's rows are checked before an image is decoded; paths outside the data folder only with
+    ``allow_outside`` (see :func:`brainlab.data.read_manifest`)."""
     from brainlab import data
 
     root = data.sample_dir() if s.quick and data_dir is None else data.find_data(data_dir)
@@ -211,29 +231,48 @@ def load_data(s: Settings, data_dir, out: Path, manifest=None):
 
             print(f"brainlab: auditing {root} to make the clean split ({manifest})")
             run_audit(root, out / "audit", seed=s.seed)
-    return data.load_splits(root, s.image_size, s.channels, seed=s.seed, manifest=manifest, crop=s.crop)
+    return data.load_splits(root, s.image_size, s.channels, seed=s.seed, manifest=manifest, crop=s.crop,
+                            allow_outside=allow_outside)
 
 
 def run(recipe: str = "paper", out="runs/paper", *, data_dir=None, manifest=None, command: str | None = None,
-        **overrides) -> dict:
+        allow_outside: bool = False, **overrides) -> dict:
     """Train and evaluate one recipe into ``out``; returns the metrics dict (also in metrics.json).
 
     ``overrides`` are :class:`Settings` fields (epochs, split, weights, seed, ...); ``None``
-    keeps the recipe's default. Running again with the same ``out`` resumes an unfinished run.
+    keeps the recipe's default. ``allow_outside``: a manifest may name images outside the data folder.
+    Running again with the same ``out`` and settings resumes an unfinished training, or reuses a
+    finished one (and evaluates it again); other settings are refused, naming each difference
+    (:func:`brainlab.train.fit`). One process at a time works in ``out``.
     """
-    from brainlab import evaluate, models
-
     out = Path(out)
     s = default_settings(recipe, **overrides)
+    with runs.lock(out, "training"):
+        return _run(s, out, data_dir, manifest, command, allow_outside)
+
+
+def _experiment_record(s: Settings, data_root=None, manifest=None) -> dict:
+    """The settings of ``s`` that config.json records beside fit's own (seed, epochs...): compared on a rerun."""
+    record = {k: v for k, v in effective_settings(s).items() if k not in ("seed", "epochs", "class_weight")}
+    if data_root is not None:
+        record.update(data=str(Path(data_root).resolve()), manifest=str(Path(manifest).resolve()) if manifest else None)
+    return record
+
+
+def _run(s: Settings, out: Path, data_dir, manifest, command, allow_outside) -> dict:
+    """:func:`run`, while it holds ``out``."""
+    from brainlab import evaluate, models
+
+    runs.check_same_settings(out / "run", {"experiment": _experiment_record(s)})  # before any slow work
     config.set_seed(s.seed)
-    out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     model = build_model(s)  # first: a missing weights file is reported before any slow work
-    splits = load_data(s, data_dir, out, manifest)
+    splits = load_data(s, data_dir, out, manifest, allow_outside)
     print(f"brainlab: {s.recipe} recipe on {splits.test.split.split('-')[0]} split\n{splits.summary()}")
     train_ds = splits.train.dataset(s.batch_size, shuffle=True, seed=s.seed)
     val_ds = splits.val.dataset(s.batch_size)
-    result = train_model(s, model, train_ds, val_ds, out / "run", steps_per_epoch=-(-len(splits.train) // s.batch_size))
+    result = train_model(s, model, train_ds, val_ds, out / "run", steps_per_epoch=-(-len(splits.train) // s.batch_size),
+                         experiment=_experiment_record(s, splits.train.root, manifest))
     best = models.load_model(result.best_model_path)
     if timing_only(s):
         return _write_timing_only(out, s, splits, best, result, time.perf_counter() - started, command)
@@ -242,8 +281,7 @@ def run(recipe: str = "paper", out="runs/paper", *, data_dir=None, manifest=None
     metrics = evaluate.metrics_dict(predictions, recipe=s.recipe, epochs=s.epochs, seconds=round(seconds, 1),
                                     seed=s.seed, settings=effective_settings(s), dtype_policy=best.dtype_policy.name,
                                     command=command or _command_line())
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    predictions.to_frame().to_csv(out / "predictions.csv", index=False, float_format="%.6g")
+    _write_results(out, metrics, predictions)
     figures = save_figures(out, predictions, result.run_dir / "history.csv", best)
     write_report(out, s, predictions, best, figures, metrics)
     from brainlab import paper
@@ -253,6 +291,13 @@ def run(recipe: str = "paper", out="runs/paper", *, data_dir=None, manifest=None
     print(f"\nTest accuracy on {predictions.split}: {metrics['accuracy']:.3f} ({beside}). "
           f"Report: {out / 'report.md'}")
     return metrics
+
+
+def _write_results(out: Path, metrics: dict, predictions) -> None:
+    """metrics.json and predictions.csv, each written whole or not at all (:mod:`brainlab.runs`)."""
+    runs.write_json(out / runs.METRICS, metrics)
+    with runs.writing(out / runs.PREDICTIONS) as partial:
+        predictions.to_frame().to_csv(partial, index=False, float_format="%.6g")
 
 
 def _write_timing_only(out: Path, s: Settings, splits, model, result, seconds: float, command: str | None) -> dict:
@@ -268,20 +313,20 @@ def _write_timing_only(out: Path, s: Settings, splits, model, result, seconds: f
                "cached_features": result.cached_features, "seed": s.seed, "settings": effective_settings(s),
                "departures_from_paper": departures_from_paper(s), "dtype_policy": model.dtype_policy.name,
                "command": command or _command_line()}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    runs.write_json(out / runs.METRICS, metrics)
     lines = [f"# {s.recipe} recipe: {TIMING_ONLY}", "", f"Command: `{metrics['command']}`", "",
              f"This run started the ResNet50 from random weights, so it measures how long the recipe takes "
              f"({metrics['seconds']:.0f} s for {s.epochs} epochs and the {len(test)} images of {test.split}), "
              "not how well it does. Run it with the ImageNet weights (`--weights imagenet`, a 94 MB download) for "
              "numbers.", "", *_settings_lines(s, metrics)]
-    (out / "report.md").write_text("\n".join(lines) + "\n")
+    runs.write_text(out / runs.REPORT, "\n".join(lines) + "\n")
     print(f"\n{TIMING_ONLY[0].upper() + TIMING_ONLY[1:]}: {metrics['seconds']:.0f} s for {s.epochs} epochs and {len(test)} test "
           f"images. Report: {out / 'report.md'}")
     return metrics
 
 
 def evaluate_run(run_dir, data_dir, out, *, manifest=None, name: str | None = None,
-                 command: str | None = None) -> dict:
+                 command: str | None = None, allow_outside: bool = False) -> dict:
     """Score a finished run (the ``out`` folder of :func:`run`) on any labelled folder; returns the metrics.
 
     ``data_dir`` holds one folder per class (brainlab's or a catalogue entry's names), or is a
@@ -289,21 +334,31 @@ def evaluate_run(run_dir, data_dir, out, *, manifest=None, name: str | None = No
     images are decoded at the model's own input size and channels and cut as its training images
     were (its ``crop`` setting); its preprocessing is inside the model. ``out`` gets what training writes: metrics.json, predictions.csv, report.md, figures.
     The numbers are named ``name`` (default ``external-<dataset>``), never after the official split.
+    ``out`` may not be a run folder or inside one (it would overwrite the run's own results), and
+    one process at a time writes in it.
     """
+    runs.check_evaluation_out(out, run_dir)
+    config.check_folder(out, "--out", write=True, exists=False)  # before the work, not after it
+    with runs.lock(out, "evaluating"):
+        return _evaluate_run(Path(run_dir), data_dir, Path(out), manifest=manifest, name=name, command=command,
+                             allow_outside=allow_outside)
+
+
+def _evaluate_run(run_dir: Path, data_dir, out: Path, *, manifest, name, command, allow_outside) -> dict:
+    """:func:`evaluate_run`, while it holds ``out``."""
     import dataclasses
 
     from brainlab import data, evaluate, models
 
-    run_dir, out = Path(run_dir), Path(out)
     model_file = next((p for p in (run_dir / "run" / "best.keras", run_dir / "run" / "2_fine_tune" / "best.keras",
                                    run_dir / "best.keras") if p.is_file()), None)
     if not run_dir.is_dir() or model_file is None:
         raise BrainlabError(f"{run_dir} holds no trained model (looked for run/best.keras): give the --out folder "
                             "of a finished `brainlab train` or `brainlab reproduce`.")
     if name is not None and name.startswith("official"):
-        raise BrainlabError(f"--name {name!r}: 'official' names the paper's own Testing split; call this one "
-                            "external-<dataset> or anything else.")
-    trained = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
+        raise SettingError(f"--name {name!r}: 'official' names the paper's own Testing split; call this one "
+                           "external-<dataset> or anything else.")
+    trained = _run_metrics(run_dir / "metrics.json")
     trained_on = trained["split"].rsplit("-", 1)[0] + "-train" if "split" in trained else "unknown"
     fields = {f.name for f in dataclasses.fields(Settings)}
     s = Settings(**{k: v for k, v in trained.get("settings", {}).items() if k in fields})
@@ -312,9 +367,11 @@ def evaluate_run(run_dir, data_dir, out, *, manifest=None, name: str | None = No
                             "Evaluate a run trained with the ImageNet weights, or a from-scratch recipe.")
     started = time.perf_counter()
     model = models.load_model(model_file)
+    _check_classifier(model, model_file)
     _, height, width, channels = model.input_shape  # what the model was built for decides the decoding
     s.image_size, s.channels = int(height), int(channels)
-    images = data.load_labelled(data_dir, s.image_size, s.channels, manifest=manifest, name=name, crop=s.crop)
+    images = data.load_labelled(data_dir, s.image_size, s.channels, manifest=manifest, name=name, crop=s.crop,
+                                allow_outside=allow_outside)
     predictions = evaluate.predict(model, images)
     out.mkdir(parents=True, exist_ok=True)
     metrics = evaluate.metrics_dict(predictions, recipe=s.recipe, epochs=s.epochs, seed=s.seed,
@@ -322,16 +379,42 @@ def evaluate_run(run_dir, data_dir, out, *, manifest=None, name: str | None = No
                                     run=str(run_dir), trained_on=trained_on, data=str(data_dir),
                                     manifest=str(manifest) if manifest else None,
                                     command=command or _command_line())
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    predictions.to_frame().to_csv(out / "predictions.csv", index=False, float_format="%.6g")
+    _write_results(out, metrics, predictions)
     history = model_file.parent / "history.csv"
     figures = save_figures(out, predictions, history, model) if history.is_file() else {}
     report = write_report(out, s, predictions, model, figures, metrics)
     title, rest = report.read_text().split("\n", 1)
-    report.write_text(f"{title}\n\nThe model of `{run_dir}` (trained on {trained_on}), scored on "
-                      f"`{data_dir}`{f' (the images listed in `{manifest}`)' if manifest else ''}. The paper's numbers "
-                      f"below are for its own test split, not these images.\n{rest}")
+    runs.write_text(report, f"{title}\n\nThe model of `{run_dir}` (trained on {trained_on}), scored on "
+                    f"`{data_dir}`{f' (the images listed in `{manifest}`)' if manifest else ''}. The paper's numbers "
+                    f"below are for its own test split, not these images.\n{rest}")
     return metrics
+
+
+def _run_metrics(path: Path) -> dict:
+    """A run's metrics.json (empty when there is none), or a BrainlabError that names it as damaged."""
+    if not path.is_file():
+        return {}
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        found = exc
+    if not isinstance(found, dict) or not isinstance(found.get("settings", {}), dict) \
+            or not isinstance(found.get("split", ""), str):
+        raise BrainlabError(f"{path} is not the metrics.json of a brainlab run (damaged, or written by something "
+                            "else): train the run again, or give the --out folder of another run.")
+    return found
+
+
+def _check_classifier(model, path: Path) -> None:
+    """Refuse a model that is not one image in, one score per class out."""
+    from brainlab.data import CLASS_NAMES
+
+    inputs, outputs = [tuple(t.shape) for t in model.inputs], [tuple(t.shape) for t in model.outputs]
+    if len(inputs) != 1 or len(inputs[0]) != 4 or inputs[0][-1] not in (1, 3) or None in inputs[0][1:] \
+            or len(outputs) != 1 or outputs[0][1:] != (len(CLASS_NAMES),):
+        raise BrainlabError(f"{path} is not a brainlab classifier: it takes {inputs} and gives {outputs}, not one "
+                            f"image (height, width, 1 or 3 channels) in and {len(CLASS_NAMES)} class scores out. "
+                            "Give the --out folder of a `brainlab train` or `brainlab reproduce` run.")
 
 
 def train_model(s: Settings, model, train_ds, val_ds, run_dir: Path, steps_per_epoch: int, **fit_kwargs):
@@ -374,7 +457,8 @@ def save_figures(out: Path, predictions, history_csv: Path, model) -> dict[str, 
         if title == "Most confident mistakes" and (predictions.y_pred == predictions.y_true).all():
             continue  # nothing to show
         fig = make()
-        fig.savefig(out / name, dpi=100, bbox_inches="tight")
+        with runs.writing(out / name) as partial:
+            fig.savefig(partial, dpi=100, bbox_inches="tight")
         plt.close(fig)
         saved[title] = name
     return saved
@@ -409,9 +493,7 @@ def write_report(out: Path, s: Settings, predictions, model, figures: dict[str, 
     ]
     for title, name in figures.items():
         lines += [f"## {title}", "", f"![{title}]({name})", ""]
-    path = out / "report.md"
-    path.write_text("\n".join(lines))
-    return path
+    return runs.write_text(out / runs.REPORT, "\n".join(lines))
 
 
 def _settings_lines(s: Settings, metrics: dict) -> list[str]:

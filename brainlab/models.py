@@ -33,7 +33,7 @@ from keras import layers
 
 from brainlab import config
 from brainlab.datasets import CLASS_NAMES
-from brainlab.errors import WeightsNotFoundError
+from brainlab.errors import BrainlabError, WeightsNotFoundError
 
 __all__ = ["BN_EPSILON", "IMAGENET_WEIGHTS_FILE", "IMAGENET_WEIGHTS_MD5", "IMAGENET_WEIGHTS_URL",
            "LAST_CONV_LAYER", "NUM_CLASSES", "PAPER_TRAINABLE_LAYERS", "RESNET50_LAYER_PREFIXES",
@@ -287,9 +287,7 @@ def default_weights() -> str | None:
     ``BRAINLAB_WEIGHTS=random`` asks for a random start in every mode: to time a notebook on a
     machine that cannot download the weights (its accuracies then mean nothing).
     """
-    asked = os.environ.get("BRAINLAB_WEIGHTS", "").strip().lower()
-    if asked not in ("", "imagenet", "random"):
-        raise ValueError(f"BRAINLAB_WEIGHTS={asked!r}: use imagenet, random, or leave it unset.")
+    asked = config.weights_env()
     if asked == "random":
         print("Weights: a random start (BRAINLAB_WEIGHTS=random): for timing only, the accuracies mean nothing.")
         return None
@@ -583,11 +581,15 @@ def load_model(path) -> keras.Model:
     if not path.is_file():
         raise FileNotFoundError(f"No model file at {path}. Train one first (brainlab.train.fit writes best.keras).")
     saved, now = saved_dtype_policy(path), keras.config.dtype_policy()
-    if saved is None or saved == now.name:
-        return keras.models.load_model(path)
-    keras.config.set_dtype_policy(saved)
+    keras.config.set_dtype_policy(saved or now)
     try:
         return keras.models.load_model(path)
+    except Exception as exc:  # Keras says "File not found" of a file cut short, and worse of a foreign one
+        reason = "not a zip archive" if not zipfile.is_zipfile(path) else \
+            (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise BrainlabError(f"{path} is not a Keras model file brainlab can load ({reason}): it is damaged, cut "
+                            "short (an interrupted save?) or of another kind. Train the run again, or give "
+                            "another run.") from exc
     finally:
         keras.config.set_dtype_policy(now)
 

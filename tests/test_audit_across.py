@@ -106,9 +106,10 @@ def test_cli_writes_the_copies_the_manifest_and_a_summary(two_datasets, tmp_path
 
 
 def test_against_a_missing_folder_is_a_clear_message(tiny_dataset, tmp_path, capsys):
-    assert main(["audit", "--data", str(tiny_dataset), "--against", str(tmp_path / "nope"), "--out",
-                 str(tmp_path / "o")]) == 1
-    assert "--against) is not a folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # a path option that names nothing: argparse's exit status 2
+        main(["audit", "--data", str(tiny_dataset), "--against", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    assert refused.value.code == 2
+    assert "argument --against: " in capsys.readouterr().err
 
 
 @pytest.mark.slow

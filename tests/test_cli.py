@@ -76,6 +76,7 @@ def test_tensorflows_start_up_lines_stay_off_stderr():
 def test_evaluate_keeps_them_off_stderr_too(tmp_path):
     """`brainlab evaluate` loads a Keras model: its refusal of a folder without one comes without start-up noise."""
     (tmp_path / "data").mkdir()
+    (tmp_path / "no-run").mkdir()  # a folder, so that the refusal comes after TensorFlow was imported
     proc = run_cli("evaluate", "--run", str(tmp_path / "no-run"), "--data", str(tmp_path / "data"),
                    "--out", str(tmp_path / "out"))
     assert proc.returncode == 1 and "holds no trained model" in proc.stderr, proc.stderr

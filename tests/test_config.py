@@ -68,3 +68,78 @@ def test_keep_work_in_an_unusable_folder_is_one_clear_message(tmp_path):
     (tmp_path / "a-file").write_text("not a folder")
     with pytest.raises(BrainlabError, match="Cannot keep brainlab's work in .*a-file.*mounted and writable"):
         config.keep_work_in(tmp_path / "a-file" / "brainlab")
+
+
+# --------------------------------------------------------------------------- the cache deletes only its own
+def test_a_folder_that_was_not_brainlabs_is_never_cleared(monkeypatch, tmp_path, capsys):
+    """BRAINLAB_CACHE=~ once removed ~/downloads and ~/datasets/thesis: without the marker nothing goes."""
+    from brainlab.cli import main
+
+    home = tmp_path / "home"
+    for name in ("downloads/paper.pdf", "datasets/thesis/data.csv", "notes.txt"):
+        (home / name).parent.mkdir(parents=True, exist_ok=True)
+        (home / name).write_text("mine")
+    monkeypatch.setenv("BRAINLAB_CACHE", str(home))
+    assert config.cache_dir() == home and not (home / config.CACHE_MARKER).exists()  # used, never marked
+    assert main(["cache", "--clear", "--all"]) == 1
+    err = capsys.readouterr().err
+    assert f"{home} has no {config.CACHE_MARKER} marker, so brainlab did not create it" in err
+    assert "nothing was deleted" in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.relative_to(home).as_posix() for p in home.rglob("*") if p.is_file()) == [
+        "datasets/thesis/data.csv", "downloads/paper.pdf", "notes.txt"]
+
+
+def test_a_cache_brainlab_creates_is_marked_and_cleared_part_by_part(monkeypatch, tmp_path, capsys):
+    from brainlab.cli import main
+
+    monkeypatch.setenv("BRAINLAB_CACHE", str(tmp_path / "new" / "cache"))
+    root = config.cache_dir()
+    assert "Signature: 8a477f597d28d172789f06886806bc55" in (root / config.CACHE_MARKER).read_text()
+    (root / "datasets" / "x").mkdir(parents=True)
+    (root / "datasets" / "x" / "a.jpg").write_bytes(b"x" * 10)
+    (root / "my-notes.txt").write_text("not a part of the cache")
+    assert main(["cache", "--clear", "--all"]) == 0
+    out = capsys.readouterr().out
+    listed, removed = out.index("deletes, in"), out.index("removed ")
+    assert listed < removed and "datasets/  downloaded datasets, 1 files" in out  # listed first, then removed
+    assert not (root / "datasets").exists() and (root / "my-notes.txt").is_file() and (root / config.CACHE_MARKER).is_file()
+
+
+def test_the_default_cache_from_before_the_marker_stays_clearable(monkeypatch, tmp_path):
+    monkeypatch.delenv("BRAINLAB_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    old = tmp_path / "xdg" / "brainlab" / "decoded"
+    old.mkdir(parents=True)
+    (old / "k.npz").write_bytes(b"x")
+    assert [p.name for p in config.clear_cache()] == ["decoded"] and not old.exists()
+    assert (tmp_path / "xdg" / "brainlab" / config.CACHE_MARKER).is_file()
+
+
+def test_a_link_or_file_where_a_part_belongs_is_not_followed(monkeypatch, tmp_path):
+    elsewhere = tmp_path / "precious"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("keep")
+    (config.cache_dir() / "decoded").symlink_to(elsewhere)
+    with pytest.raises(BrainlabError, match=r"decoded is a link, which brainlab never makes in its cache; nothing"):
+        config.clear_cache()
+    assert (elsewhere / "keep.txt").is_file()
+
+
+def test_keep_work_in_marks_the_cache_it_makes(tmp_path):
+    work = config.keep_work_in(tmp_path / "drive")
+    assert (work.cache / config.CACHE_MARKER).is_file()
+
+
+def test_check_folder_says_what_is_wrong(tmp_path):
+    from brainlab.errors import SettingError
+
+    (tmp_path / "f").write_text("x")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    assert config.check_folder(tmp_path, "--data") == tmp_path
+    assert config.check_folder(tmp_path / "new" / "deeper", "--out", write=True, exists=False) == tmp_path / "new" / "deeper"
+    for path, kwargs, message in [(tmp_path / "f", {}, "is a file, not a folder"),
+                                  (tmp_path / "nope", {}, "does not exist"),
+                                  (tmp_path / "f" / "sub", {"exists": False}, "cannot be created: .*f is a file"),
+                                  (tmp_path / "loop", {}, "is a link to nothing")]:
+        with pytest.raises(SettingError, match=f"--x {path}.* {message}" if "cannot" not in message else message):
+            config.check_folder(path, "--x", **kwargs)

@@ -111,7 +111,7 @@ def test_an_official_name_is_refused(tmp_path, capsys):
     (tmp_path / "run" / "run" / "best.keras").write_bytes(b"")
     folder = nickparvar_folder(tmp_path / "external")
     assert main(["evaluate", "--run", str(tmp_path / "run"), "--data", str(folder), "--name", "official-test",
-                 "--out", str(tmp_path / "o")]) == 1
+                 "--out", str(tmp_path / "o")]) == 2
     assert "'official' names the paper's own Testing split" in capsys.readouterr().err
 
 

@@ -1,6 +1,7 @@
 """The second dataset through the command line: doctor --data on a Testing-only copy, fetch-data --dataset."""
 from __future__ import annotations
 
+import pytest
 from conftest import make_dataset
 from test_audit_across import make_external
 
@@ -38,5 +39,7 @@ def test_fetch_data_names_the_second_dataset_and_asks_kaggle_for_it(tmp_path, mo
 
 
 def test_fetch_data_refuses_an_unknown_dataset(tmp_path, capsys):
-    assert main(["fetch-data", "--dataset", "mnist", "--to", str(tmp_path / "x")]) == 1
+    with pytest.raises(SystemExit) as refused:  # a bad option value: argparse's exit status 2
+        main(["fetch-data", "--dataset", "mnist", "--to", str(tmp_path / "x")])
+    assert refused.value.code == 2
     assert "no dataset called 'mnist'" in capsys.readouterr().err
