@@ -261,7 +261,7 @@ def _experiment_record(s: Settings, data_root=None, manifest=None) -> dict:
 
 def _run(s: Settings, out: Path, data_dir, manifest, command, allow_outside) -> dict:
     """:func:`run`, while it holds ``out``."""
-    from brainlab import evaluate, models
+    from brainlab import evaluate, models, paper
 
     runs.check_same_settings(out / "run", {"experiment": _experiment_record(s)})  # before any slow work
     config.set_seed(s.seed)
@@ -284,8 +284,6 @@ def _run(s: Settings, out: Path, data_dir, manifest, command, allow_outside) -> 
     _write_results(out, metrics, predictions)
     figures = save_figures(out, predictions, result.run_dir / "history.csv", best)
     write_report(out, s, predictions, best, figures, metrics)
-    from brainlab import paper
-
     beside = (f"the paper reports {paper.TEST_ACCURACY:.2f}" if predictions.split == "official-test" else
               f"the paper's {paper.TEST_ACCURACY:.2f} is on official-test, other images")
     print(f"\nTest accuracy on {predictions.split}: {metrics['accuracy']:.3f} ({beside}). "
