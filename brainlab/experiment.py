@@ -282,7 +282,7 @@ def _run(s: Settings, out: Path, data_dir, manifest, command, allow_outside) -> 
                                     seed=s.seed, settings=effective_settings(s), dtype_policy=best.dtype_policy.name,
                                     command=command or _command_line())
     _write_results(out, metrics, predictions)
-    figures = save_figures(out, predictions, result.run_dir / "history.csv", best)
+    figures = save_figures(out, predictions, result.run_dir / runs.HISTORY, best)
     write_report(out, s, predictions, best, figures, metrics)
     beside = (f"the paper reports {paper.TEST_ACCURACY:.2f}" if predictions.split == "official-test" else
               f"the paper's {paper.TEST_ACCURACY:.2f} is on official-test, other images")
@@ -348,15 +348,15 @@ def _evaluate_run(run_dir: Path, data_dir, out: Path, *, manifest, name, command
 
     from brainlab import data, evaluate, models
 
-    model_file = next((p for p in (run_dir / "run" / "best.keras", run_dir / "run" / "2_fine_tune" / "best.keras",
-                                   run_dir / "best.keras") if p.is_file()), None)
+    model_file = next((p for p in (run_dir / "run" / runs.BEST, run_dir / "run" / "2_fine_tune" / runs.BEST,
+                                   run_dir / runs.BEST) if p.is_file()), None)
     if not run_dir.is_dir() or model_file is None:
         raise BrainlabError(f"{run_dir} holds no trained model (looked for run/best.keras): give the --out folder "
                             "of a finished `brainlab train` or `brainlab reproduce`.")
     if name is not None and name.startswith("official"):
         raise SettingError(f"--name {name!r}: 'official' names the paper's own Testing split; call this one "
                            "external-<dataset> or anything else.")
-    trained = _run_metrics(run_dir / "metrics.json")
+    trained = _run_metrics(run_dir / runs.METRICS)
     trained_on = trained["split"].rsplit("-", 1)[0] + "-train" if "split" in trained else "unknown"
     fields = {f.name for f in dataclasses.fields(Settings)}
     s = Settings(**{k: v for k, v in trained.get("settings", {}).items() if k in fields})
@@ -378,7 +378,7 @@ def _evaluate_run(run_dir: Path, data_dir, out: Path, *, manifest, name, command
                                     manifest=str(manifest) if manifest else None,
                                     command=command or _command_line())
     _write_results(out, metrics, predictions)
-    history = model_file.parent / "history.csv"
+    history = model_file.parent / runs.HISTORY
     figures = save_figures(out, predictions, history, model) if history.is_file() else {}
     report = write_report(out, s, predictions, model, figures, metrics)
     title, rest = report.read_text().split("\n", 1)
