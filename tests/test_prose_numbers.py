@@ -9,14 +9,19 @@ tell whether a backed number is used truthfully, only that it is not typed from 
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+import sys
 from functools import cache
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("run_course", REPO / "tools" / "run_course.py")
+run_course = sys.modules["run_course"] = importlib.util.module_from_spec(spec)  # its reader of outputs
+spec.loader.exec_module(run_course)
 COURSE = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 # A number as prose writes it: 2870, 2,870, 27,782,660, 0.673, .5, 15.6; not the digits inside a word (ResNet50)
@@ -71,17 +76,6 @@ def backed(written: str, percent: bool, evidence: set[float]) -> bool:
     return False
 
 
-def output_text(cell: dict) -> str:
-    parts = []
-    for output in cell.get("outputs", []):
-        if "text" in output:
-            parts.append("".join(output["text"]))
-        for kind, value in output.get("data", {}).items():
-            if kind.startswith("text/"):
-                parts.append("".join(value) if isinstance(value, list) else str(value))
-    return "\n".join(parts)
-
-
 @cache
 def cited_evidence(name: str) -> frozenset[float]:
     """The numbers of docs/results.md or brainlab/paper.py, which back a cell that cites them."""
@@ -105,7 +99,7 @@ def unbacked(path: Path) -> list[str]:
     outputs = set()
     for cell in nb["cells"]:
         if cell["cell_type"] == "code":
-            outputs.update(numbers_in(output_text(cell)))
+            outputs.update(numbers_in(run_course.printed_text(cell.get("outputs", []))))
     problems = []
     for index, cell in enumerate(nb["cells"]):
         if cell["cell_type"] != "markdown" or cell["metadata"].get("brainlab", {}).get("notice"):

@@ -107,14 +107,14 @@ def output_problems(path: Path, outputs_allowed: bool = True) -> list[str]:
             problems.append(f"cell {number} was changed after its outputs were recorded (stamp {recorded}, source "
                             f"now {source_sha(cell.source)}): record the notebook again or clear the cell's outputs")
         if outputs_allowed:
-            shown = sorted({m.group(0) for m in ABSOLUTE_PATH.finditer(_printed(cell.outputs))})
+            shown = sorted({m.group(0) for m in ABSOLUTE_PATH.finditer(printed_text(cell.outputs))})
             if shown:
                 problems.append(f"cell {number} shows this machine's folders ({', '.join(shown[:3])}): record it "
                                 "again (the recorder writes $BRAINLAB_DATA, $BRAINLAB_RUNS, ~ ... instead)")
     return problems
 
 
-def _printed(outputs) -> str:
+def printed_text(outputs) -> str:
     """All the text a reader sees in a cell's outputs (streams, plain text, HTML, Markdown; not images)."""
     parts = []
     for out in outputs:
