@@ -60,12 +60,21 @@ def test_colab_keeps_its_ipywidgets_and_jupyterlab_gets_ipywidgets_8():
         assert widgets[0].specifier.contains("8.1.5"), extra
 
 
+def _task_commands(text: str) -> list[str]:
+    return [c.split("#")[0].strip() for c in re.findall(r"^\s*(python3 tasks\.py \w+.*)$", text, flags=re.M)]
+
+
 def test_ci_runs_the_readme_test_command():
     readme = (REPO / "README.md").read_text()
-    commands = [c.split("#")[0].strip() for c in re.findall(r"^\s*(python3 tasks\.py \w+.*)$", readme, flags=re.M)]
-    assert sorted({c.split()[2] for c in commands}) == ["course", "demo", "lab", "test", "wheel"]
-    assert "python3 tasks.py test" in commands and "python3 tasks.py wheel" in commands
+    commands = _task_commands(readme)
+    assert "python3 tasks.py test" in commands
     assert commands[0] == "python3 tasks.py lab", "the README starts with opening the course"
+    # The other jobs are shown in the docs pages the README links (docs/commands.md, colab.md, maintaining.md).
+    linked = sorted(set(re.findall(r"\]\((docs/[\w.-]+\.md)", readme)))
+    documented = commands + [c for page in linked if (REPO / page).is_file()
+                             for c in _task_commands((REPO / page).read_text())]
+    assert sorted({c.split()[2] for c in documented}) == ["course", "demo", "lab", "test", "wheel"]
+    assert "python3 tasks.py wheel" in documented
     ci = [line for line in (REPO / ".ci" / "run").read_text().splitlines() if line and not line.startswith(("#", "set", "cd"))]
     assert ci[-1] == "python3 tasks.py test"
     # The one step before it installs Chromium for tests/test_browser.py, and only when it is missing.
