@@ -150,9 +150,9 @@ def test(args: list[str]) -> int:
 
 
 def course(args: list[str]) -> int:
-    """The course's notebooks run one by one (nbclient lives in .venv, so tools/run_course.py runs there)."""
+    """The course's notebooks run one by one (nbclient lives in .venv, so ``-m tools.run_course`` runs there)."""
     ensure_env("test")
-    return run([str(PY), str(ROOT / "tools" / "run_course.py"), *args])
+    return run([str(PY), "-m", "tools.run_course", *args])  # run() works in ROOT, where the tools package is
 
 
 FLOORED = ("tensorflow", "keras")  # the dependencies whose lowest allowed version is tried

@@ -1,26 +1,30 @@
 """Where the course lives: the one setting that every "Open in Colab" badge and install line comes from.
 
 The course is a GitHub repository, :data:`REPOSITORY`, at a fixed :data:`REF` (a tag or a
-commit, never a branch that moves). Every notebook in ``notebooks/``, ``solutions/`` and
+commit, never a branch that moves), both read from the data file ``brainlab/course.json``
+(:data:`SETTING`). Every notebook in ``notebooks/``, ``solutions/`` and
 ``exercises/`` opens with a badge that opens it on Colab at that ref, and its setup cell
 installs brainlab from that same ref::
 
     [![Open In Colab](...colab-badge.svg)](https://colab.research.google.com/github/OWNER/NAME/blob/REF/notebooks/00_setup_and_data.ipynb)
     SPEC = "brainlab @ git+https://github.com/OWNER/NAME@REF"
 
-``brainlab course-links --repo OWNER/NAME --ref REF`` changes the setting below and rewrites
-every notebook to match (``--check`` only reports where they disagree); a fork of the course
-runs it once. Until the project is published under a real address, the address below is a
-setting, not a promise that the repository exists.
+``brainlab course-links --repo OWNER/NAME --ref REF`` rewrites that file and every notebook to
+match (``--check`` only reports where they disagree); a fork of the course runs it once. Until
+the project is published under a real address, the address is a setting, not a promise that the
+repository exists.
 
-Two helpers for the notebooks live here too: :func:`headline` prints a notebook's key numbers
-for ``python3 tasks.py course``, and :func:`measured_table` shows a table of docs/results.md
-where a run is too long for a lab session.
+Two helpers for the notebooks live here too. :func:`headline` shows a notebook's key numbers as
+one line for the reader and, beside it, as data (the output type :data:`HEADLINE_MIME`) that
+``python3 tasks.py course`` collects: nothing scrapes the printed text. :func:`measured_table`
+shows a table of the measured results, where a run is too long for a lab session: it reads
+``docs/results.json``, the data that ``docs/results.md`` is rendered from.
 """
 from __future__ import annotations
 
 import argparse
-import ast
+import json
+import math
 import re
 import subprocess
 import sys
@@ -28,14 +32,15 @@ from dataclasses import dataclass
 from numbers import Integral, Real
 from pathlib import Path
 
+from brainlab import runs
 from brainlab.errors import BrainlabError
 
-REPOSITORY = "brainlab-course/brainlab"
-REF = "v0.1.0"
+SETTING = Path(__file__).with_name("course.json")  # {"repository": "OWNER/NAME", "ref": "TAG"}, package data
+_SETTING_IN_CHECKOUT = Path("brainlab") / "course.json"  # the same file, from the root of a course checkout
 
 FOLDERS = ("notebooks", "solutions", "exercises")
-BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
-MOVING_REFS = frozenset({"main", "master", "head", "develop", "dev", "trunk", "latest", "stable", "gh-pages"})
+_BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
+_MOVING_REFS = frozenset({"main", "master", "head", "develop", "dev", "trunk", "latest", "stable", "gh-pages"})
 
 # Notebook 03's training in full mode (its IMAGE_SIZE, EPOCHS and BATCH_SIZE). The exercises that repeat or
 # count that training read them here, so that they follow the notebook; tests/test_exercises.py checks
@@ -50,16 +55,38 @@ COLAB_URL = re.compile(rf"https://colab\.research\.google\.com/github/(?P<repo>{
                        rf"/blob/(?P<ref>{_REF})/(?P<path>[^\s)\"'<>]+)")
 INSTALL_SPEC = re.compile(rf"brainlab @ git\+https://github\.com/(?P<repo>{_NAME}/[A-Za-z0-9_.-]+?)(?:\.git)?"
                           rf"(?:@(?P<ref>{_REF}))?(?=[\"'\s]|$)")
-_SETTING_LINE = re.compile(r'^(?P<name>REPOSITORY|REF) = "(?P<value>[^"]*)"$', flags=re.M)
+_SETTING_KEYS = ("repository", "ref")
 
-__all__ = ["REPOSITORY", "REF", "FOLDERS", "CourseSettingError", "Change", "check_setting", "colab_url", "badge",
-           "install_spec", "rewrite_notebook", "notebook_bytes", "read_setting", "write_setting", "apply", "add_arguments",
-           "run", "main", "headline", "RESULTS", "measured_table",
+__all__ = ["REPOSITORY", "REF", "SETTING", "FOLDERS", "COLAB_URL", "INSTALL_SPEC", "CourseSettingError", "Change",
+           "check_setting", "colab_url", "badge", "install_spec", "rewrite_notebook", "notebook_bytes", "read_setting",
+           "write_setting", "apply", "DESCRIPTION", "add_arguments", "run", "main",
+           "HEADLINE_MIME", "RANDOM_START", "headline", "headline_numbers", "headline_text",
+           "RESULTS", "MeasuredResultsError", "read_results", "measured_table",
            "FIRST_CNN_IMAGE_SIZE", "FIRST_CNN_EPOCHS", "FIRST_CNN_BATCH_SIZE"]
 
 
 class CourseSettingError(BrainlabError):
-    """The course's address cannot be used: not OWNER/NAME, or a ref that moves."""
+    """The course's address cannot be used: not OWNER/NAME, a ref that moves, or a damaged setting file."""
+
+
+def read_setting(setting_file: Path | str = SETTING) -> tuple[str, str]:
+    """``(repository, ref)`` as ``setting_file`` (``brainlab/course.json``) holds them."""
+    setting_file = Path(setting_file)
+    try:
+        data = json.loads(setting_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CourseSettingError(f"{setting_file} is missing: it holds the course's address. Restore it "
+                                 "(git checkout brainlab/course.json) or reinstall brainlab.") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CourseSettingError(f"{setting_file} is not JSON ({exc}): restore it (git checkout "
+                                 "brainlab/course.json), or set it again with brainlab course-links --repo --ref.") from None
+    if not isinstance(data, dict) or not all(isinstance(data.get(key), str) for key in _SETTING_KEYS):
+        raise CourseSettingError(f'{setting_file} must hold {{"repository": "OWNER/NAME", "ref": "TAG"}}, as strings; '
+                                 "set it with brainlab course-links --repo OWNER/NAME --ref TAG.")
+    return data["repository"], data["ref"]
+
+
+REPOSITORY, REF = read_setting()
 
 
 @dataclass(frozen=True)
@@ -87,7 +114,7 @@ def check_setting(repository: str, ref: str, root: Path | None = None) -> None:
         raise CourseSettingError(f"--ref {ref!r}: give a tag (v0.1.0) or a commit hash; letters, digits and "
                                  "'.', '_', '+', '-' only (no '/').")
     why = ""
-    if ref.lower() in MOVING_REFS:
+    if ref.lower() in _MOVING_REFS:
         why = "a branch name"
     elif root is not None and _is_branch(Path(root), ref):
         why = "a branch in this repository"
@@ -115,7 +142,7 @@ def colab_url(path: str, repository: str = REPOSITORY, ref: str = REF) -> str:
 
 def badge(path: str, repository: str = REPOSITORY, ref: str = REF) -> str:
     """The markdown "Open in Colab" badge for ``path``."""
-    return f"[![Open In Colab]({BADGE_IMAGE})]({colab_url(path, repository, ref)})"
+    return f"[![Open In Colab]({_BADGE_IMAGE})]({colab_url(path, repository, ref)})"
 
 
 def install_spec(repository: str = REPOSITORY, ref: str = REF) -> str:
@@ -159,36 +186,16 @@ def notebook_bytes(nb) -> bytes:
     return (text if text.endswith("\n") else text + "\n").encode("utf-8")
 
 
-def read_setting(course_file: Path) -> tuple[str, str]:
-    """``(REPOSITORY, REF)`` as written in ``course_file`` (this module's source, in a checkout)."""
-    values = {}
-    for node in ast.parse(Path(course_file).read_text(encoding="utf-8")).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
-                and node.targets[0].id in ("REPOSITORY", "REF") and isinstance(node.value, ast.Constant):
-            values[node.targets[0].id] = node.value.value
-    if set(values) != {"REPOSITORY", "REF"}:
-        raise CourseSettingError(f"{course_file} does not define REPOSITORY and REF as plain strings.")
-    return values["REPOSITORY"], values["REF"]
-
-
-def write_setting(course_file: Path, repository: str, ref: str) -> list[Change]:
-    """Change the ``REPOSITORY = ...`` and ``REF = ...`` lines of ``course_file``; the changes made."""
-    course_file = Path(course_file)
-    text = course_file.read_text(encoding="utf-8")
-    want = {"REPOSITORY": repository, "REF": ref}
-    changes = []
-
-    def line(match):
-        new = f'{match["name"]} = "{want[match["name"]]}"'
-        if new != match[0]:
-            changes.append(Change(str(course_file), match[0], new))
-        return new
-
-    new_text = _SETTING_LINE.sub(line, text)
-    if len(_SETTING_LINE.findall(text)) != 2:
-        raise CourseSettingError(f"{course_file}: expected one 'REPOSITORY = \"...\"' and one 'REF = \"...\"' line.")
+def write_setting(setting_file: Path | str, repository: str, ref: str) -> list[Change]:
+    """Set ``repository`` and ``ref`` in ``setting_file`` (written atomically, other keys kept); the changes made."""
+    setting_file = Path(setting_file)
+    old = read_setting(setting_file)
+    changes = [Change(str(setting_file), f'"{key}": "{was}"', f'"{key}": "{now}"')
+               for key, was, now in zip(_SETTING_KEYS, old, (repository, ref)) if was != now]
     if changes:
-        course_file.write_text(new_text, encoding="utf-8")
+        data = json.loads(setting_file.read_text(encoding="utf-8"))
+        data.update(repository=repository, ref=ref)
+        runs.write_json(setting_file, data)
     return changes
 
 
@@ -213,7 +220,7 @@ def apply(root: Path, repository: str, ref: str, check: bool = False) -> list[Ch
 
 
 DESCRIPTION = ("Point every Colab badge and install line of the notebooks at one repository and ref "
-               "(the setting in brainlab/course.py), or with --check list where they disagree with it.")
+               "(the setting in brainlab/course.json), or with --check list where they disagree with it.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -221,7 +228,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repo", metavar="OWNER/NAME", help="the GitHub repository of the course (default: as set)")
     parser.add_argument("--ref", help="a tag or commit of it, never a branch (default: as set)")
     parser.add_argument("--root", default=".", metavar="DIR",
-                        help="the course checkout, with brainlab/course.py and the notebook folders (default: .)")
+                        help="the course checkout, with brainlab/course.json and the notebook folders (default: .)")
     parser.add_argument("--check", action="store_true",
                         help="write nothing; list what disagrees with the setting and exit with status 1 if anything does")
 
@@ -231,19 +238,20 @@ def run(args) -> int:
     import nbformat
 
     root = Path(args.root)
-    course_file = root / "brainlab" / "course.py"
+    setting_file = root / _SETTING_IN_CHECKOUT
     try:
-        if not course_file.is_file() or not any((root / folder).is_dir() for folder in FOLDERS):
-            raise CourseSettingError(f"{root.resolve()} is not a course checkout (no brainlab/course.py, or none of "
-                                     f"{', '.join(FOLDERS)}). Run this from the repository root, or pass --root DIR.")
-        current = read_setting(course_file)
+        if not setting_file.is_file() or not any((root / folder).is_dir() for folder in FOLDERS):
+            raise CourseSettingError(f"{root.resolve()} is not a course checkout (no {_SETTING_IN_CHECKOUT.as_posix()}, "
+                                     f"or none of {', '.join(FOLDERS)}). Run this from the repository root, or pass "
+                                     "--root DIR.")
+        current = read_setting(setting_file)
         repository, ref = args.repo or current[0], args.ref or current[1]
         check_setting(repository, ref, root)
         if args.check:
-            changes = ([Change(str(course_file), f"{current[0]}@{current[1]}", f"{repository}@{ref}")]
+            changes = ([Change(str(setting_file), f"{current[0]}@{current[1]}", f"{repository}@{ref}")]
                        if (repository, ref) != current else [])
         else:
-            changes = write_setting(course_file, repository, ref)
+            changes = write_setting(setting_file, repository, ref)
         changes += apply(root, repository, ref, check=args.check)
     except (BrainlabError, nbformat.ValidationError, OSError) as exc:
         print(f"brainlab course-links: {exc}", file=sys.stderr)
@@ -262,43 +270,110 @@ def run(args) -> int:
     return 0
 
 
-def headline(**numbers) -> None:
-    """Print a notebook's key numbers on one line, ``Headline: accuracy=0.743 split=official-test``.
+HEADLINE_MIME = "application/vnd.brainlab.headline+json"  # the output type of a headline's numbers
+RANDOM_START = "random-start"  # in a headline's ``weights``: the ResNet50 started from random weights
 
-    ``python3 tasks.py course`` collects these lines into its table of course runs
-    (docs/course-runs.md). Each keyword is a name; floats are shown with 3 decimals, other
-    values as they are. A run from random ResNet50 weights says so with
-    ``weights="random-start (timing only)"``: its results are then left out of the line (numbers, and a
-    choice made from them, would mean nothing), only ``split`` and ``weights`` stay, and the table shows
-    that line's time alone.
+
+def headline_numbers(**numbers) -> dict:
+    """The numbers a :func:`headline` carries, as JSON values: floats rounded to the 3 decimals it shows.
+
+    A run from random ResNet50 weights (``weights`` says :data:`RANDOM_START`) keeps only ``split``
+    and ``weights``: its results, numbers or a choice made from them, would mean nothing.
     """
     if not numbers:
         raise ValueError("headline() needs at least one number, e.g. headline(accuracy=0.74, split='official-test')")
-    if "random-start" in str(numbers.get("weights", "")):
+    if RANDOM_START in str(numbers.get("weights", "")):
         numbers = {key: value for key, value in numbers.items() if key in ("split", "weights")}
-    parts = []
+    values = {}
     for key, value in numbers.items():
         if not key.isidentifier():
             raise ValueError(f"headline(): {key!r} is not a name; use letters, digits and _ (glioma_recall=0.62)")
-        if isinstance(value, Real) and not isinstance(value, Integral):
-            value = f"{float(value):.3f}"
-        text = str(value)
-        if "\n" in text:
-            raise ValueError(f"headline({key}=...): the value must fit on one line, not {text!r}")
-        parts.append(f"{key}={text}")
-    print("Headline: " + " ".join(parts))
+        if isinstance(value, bool) or getattr(getattr(value, "dtype", None), "kind", None) == "b":  # numpy's too
+            value = bool(value)
+        elif isinstance(value, Integral):
+            value = int(value)
+        elif isinstance(value, Real):
+            value = round(float(value), 3) if math.isfinite(value) else str(float(value))
+        else:
+            value = str(value)
+            if "\n" in value:
+                raise ValueError(f"headline({key}=...): the value must fit on one line, not {value!r}")
+        values[key] = value
+    return values
 
 
-RESULTS = Path("docs") / "results.md"  # the measured results, in a clone of the course repository
+def headline_text(numbers: dict) -> str:
+    """``accuracy=0.743 split=official-test``: the line a headline shows (after ``Headline: ``)."""
+    return " ".join(f"{key}={value:.3f}" if isinstance(value, float) else f"{key}={value}"
+                    for key, value in numbers.items())
+
+
+def headline(**numbers) -> None:
+    """Show a notebook's key numbers on one line, ``Headline: accuracy=0.743 split=official-test``.
+
+    ``python3 tasks.py course`` collects them into its table of course runs (docs/course-runs.md).
+    Each keyword is a name; floats are shown with 3 decimals, other values as they are. A run from
+    random ResNet50 weights says so with ``weights="random-start (timing only)"``: its results are
+    then left out (see :func:`headline_numbers`) and the table shows that line's time alone.
+
+    In a notebook the line is one output with two forms: the text a reader sees, and the numbers as
+    data (:data:`HEADLINE_MIME`), which the course runner reads. Outside IPython it is printed.
+    """
+    values = headline_numbers(**numbers)
+    text = "Headline: " + headline_text(values)
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        get_ipython = None
+    if get_ipython is None or get_ipython() is None:
+        print(text)
+        return
+    from IPython.display import display
+
+    display({HEADLINE_MIME: values, "text/plain": text}, raw=True)
+
+
+RESULTS = Path("docs") / "results.json"  # the measured results, in a clone of the course repository
+
+
+class MeasuredResultsError(BrainlabError, ValueError):
+    """docs/results.json lacks what was asked of it, or is not laid out as its renderer writes it."""
+
+
+def read_results(path: Path | str) -> dict:
+    """The measured results of ``path`` (docs/results.json): a title, opening prose and sections.
+
+    Each section has a ``heading`` and ``blocks``, each either prose (``{"text": [lines]}``) or a
+    table (``{"table": {"columns": [...], "rows": [[...], ...], "align": [...]}}``, every cell text).
+    ``python -m tools.results_page`` renders docs/results.md from it.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MeasuredResultsError(f"{path} is not JSON ({exc}): restore it (git checkout {path.as_posix()}).") from None
+    sections = data.get("sections") if isinstance(data, dict) else None
+    if not isinstance(sections, list) or not all(isinstance(s, dict) and isinstance(s.get("heading"), str)
+                                                 and isinstance(s.get("blocks"), list) for s in sections):
+        raise MeasuredResultsError(f"{path}: expected {{\"sections\": [{{\"heading\": ..., \"blocks\": [...]}}, ...]}}; "
+                                   f"restore it (git checkout {path.as_posix()}).")
+    for section in sections:
+        for block in section["blocks"]:
+            table = block.get("table") if isinstance(block, dict) else None
+            if table is not None and not (isinstance(table.get("columns"), list) and isinstance(table.get("rows"), list)
+                                          and all(len(row) == len(table["columns"]) for row in table["rows"])):
+                raise MeasuredResultsError(f"{path}: a table under {section['heading']!r} needs \"columns\" and "
+                                           "\"rows\" of as many cells each.")
+    return data
 
 
 def measured_table(heading: str, results: Path | str | None = None):
-    """The first table under ``heading`` in docs/results.md, as a DataFrame of its text cells.
+    """The first table under ``heading`` (``"## Trained from scratch on this CPU"``) as a DataFrame of its text cells.
 
     Notebooks show these measured results where a run is too long for a lab session. ``results``
-    is the file; by default docs/results.md of the clone the notebook runs in (from the current
-    folder or its parent). Returns None when there is no such file (brainlab installed without the
-    repository, as on Colab); a heading the file lacks is an error.
+    is the data file; by default docs/results.json of the clone the notebook runs in (from the
+    current folder or its parent). Returns None when there is no such file (brainlab installed
+    without the repository, as on Colab); a heading the file lacks is a :class:`MeasuredResultsError`.
     """
     import pandas as pd
 
@@ -310,21 +385,15 @@ def measured_table(heading: str, results: Path | str | None = None):
     results = Path(results)
     if not results.is_file():
         return None
-    lines = results.read_text(encoding="utf-8").splitlines()
-    if heading not in lines:
-        raise ValueError(f"{results} has no line {heading!r}: its headings are "
-                         + ", ".join(repr(line) for line in lines if line.startswith("#")))
-    rows = []
-    for line in lines[lines.index(heading) + 1:]:
-        if line.startswith("#"):
-            break
-        if line.startswith("|"):
-            rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
-        elif rows:
-            break
-    if len(rows) < 2:
-        raise ValueError(f"{results}: no table under {heading!r}")
-    return pd.DataFrame(rows[2:], columns=rows[0])
+    sections = {section["heading"]: section for section in read_results(results)["sections"]}
+    name = heading.lstrip("#").strip()
+    if name not in sections:
+        raise MeasuredResultsError(f"{results} has no section {heading!r}: its sections are "
+                                   + ", ".join(repr(f"## {known}") for known in sections))
+    tables = [block["table"] for block in sections[name]["blocks"] if "table" in block]
+    if not tables:
+        raise MeasuredResultsError(f"{results}: no table under {heading!r}")
+    return pd.DataFrame([list(row) for row in tables[0]["rows"]], columns=list(tables[0]["columns"]))
 
 
 def main(argv=None) -> int:

@@ -1,6 +1,8 @@
 """Where the course lives: one setting, every badge and install line written from it, branches refused."""
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -22,7 +24,7 @@ def copy_course(tmp_path: Path) -> Path:
     for folder in NOTEBOOK_FOLDERS:
         shutil.copytree(REPO / folder, root / folder)
     (root / "brainlab").mkdir()
-    shutil.copy(REPO / "brainlab" / "course.py", root / "brainlab" / "course.py")
+    shutil.copy(REPO / "brainlab" / "course.json", root / "brainlab" / "course.json")
     return root
 
 
@@ -33,7 +35,8 @@ def notebook_texts(root: Path) -> dict[str, str]:
 
 def test_the_setting_is_a_tag_named_after_the_version_and_this_checkout_agrees():
     assert course.REF == f"v{brainlab.__version__}", "until the project is published, the tag is named after the version"
-    assert course.read_setting(REPO / "brainlab" / "course.py") == (course.REPOSITORY, course.REF)
+    assert course.read_setting(REPO / "brainlab" / "course.json") == (course.REPOSITORY, course.REF)
+    assert course.SETTING == REPO / "brainlab" / "course.json", "the setting the package reads is the checkout's"
     course.check_setting(course.REPOSITORY, course.REF, REPO)  # a pinned ref, not a branch
     assert course.apply(REPO, course.REPOSITORY, course.REF, check=True) == []
     assert main(["course-links", "--root", str(REPO), "--check"]) == 0
@@ -68,8 +71,12 @@ def test_course_links_rewrites_every_badge_and_install_line_and_nothing_else(tmp
         assert after[name] == text.replace(old_url, new_url).replace(old_spec, new_spec), name
         assert old_url not in after[name] and course.REPOSITORY not in after[name], name
     assert f"{changed_lines + 2} line(s) changed" in out  # and the two lines of the setting
-    assert course.read_setting(root / "brainlab" / "course.py") == ("someone/fork", "v9.9.9")
+    assert course.read_setting(root / "brainlab" / "course.json") == ("someone/fork", "v9.9.9")
     assert "notebooks/00_setup_and_data.ipynb:\n  - " in out and f"  + SPEC = \"{new_spec}\"" in out
+    assert '  + "repository": "someone/fork"' in out and '  + "ref": "v9.9.9"' in out
+    setting = json.loads((root / "brainlab" / "course.json").read_text())
+    assert setting["about"] == json.loads((REPO / "brainlab" / "course.json").read_text())["about"], "other keys kept"
+    assert not list((root / "brainlab").glob(".partial-*")), "written atomically, nothing left beside it"
 
     # the checkout now agrees with its new setting, and no longer with the old one
     assert main(["course-links", "--root", str(root), "--check"]) == 0
@@ -104,11 +111,11 @@ def test_check_names_each_disagreeing_line_and_a_plain_run_fixes_it(tmp_path, ca
 ])
 def test_moving_refs_and_bad_addresses_are_refused_and_nothing_is_written(tmp_path, capsys, args, problem):
     root = copy_course(tmp_path)
-    before = notebook_texts(root), (root / "brainlab" / "course.py").read_text()
+    before = notebook_texts(root), (root / "brainlab" / "course.json").read_text()
     assert main(["course-links", "--root", str(root), *args]) == 1
     err = capsys.readouterr().err
     assert err.startswith("brainlab course-links: ") and problem in err and "Traceback" not in err
-    assert (notebook_texts(root), (root / "brainlab" / "course.py").read_text()) == before
+    assert (notebook_texts(root), (root / "brainlab" / "course.json").read_text()) == before
 
 
 def test_a_branch_of_the_checkout_is_refused_but_its_tags_and_commits_are_taken(tmp_path, capsys):
@@ -122,57 +129,83 @@ def test_a_branch_of_the_checkout_is_refused_but_its_tags_and_commits_are_taken(
     commit = subprocess.run(git + ["rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
     for ref in ("v0.2.0", commit):
         assert main(["course-links", "--root", str(root), "--ref", ref]) == 0
-        assert course.read_setting(root / "brainlab" / "course.py") == (course.REPOSITORY, ref)
+        assert course.read_setting(root / "brainlab" / "course.json") == (course.REPOSITORY, ref)
 
 
 def test_a_folder_that_is_not_the_course_is_one_clear_message(tmp_path, capsys):
     assert main(["course-links", "--root", str(tmp_path), "--check"]) == 1
     err = capsys.readouterr().err
-    assert "is not a course checkout" in err and "--root DIR" in err
+    assert "is not a course checkout" in err and "brainlab/course.json" in err and "--root DIR" in err
 
 
-RESULTS_TEXT = """# Measured results
+@pytest.mark.parametrize("text, problem", [
+    ("{not json", "is not JSON"),
+    ('{"repository": "me/fork"}', 'must hold {"repository": "OWNER/NAME", "ref": "TAG"}'),
+    ('["me/fork", "v1"]', 'must hold {"repository": "OWNER/NAME", "ref": "TAG"}'),
+])
+def test_a_damaged_setting_file_is_one_clear_message(tmp_path, capsys, text, problem):
+    root = copy_course(tmp_path)
+    (root / "brainlab" / "course.json").write_text(text)
+    with pytest.raises(course.CourseSettingError, match=re.escape(problem)):
+        course.read_setting(root / "brainlab" / "course.json")
+    assert main(["course-links", "--root", str(root), "--check"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("brainlab course-links: ") and problem in err and "Traceback" not in err
+    with pytest.raises(course.CourseSettingError, match="is missing"):
+        course.read_setting(tmp_path / "absent.json")
 
-## Trained from scratch
 
-Some prose.
+RESULTS_DATA = {
+    "title": "Measured results",
+    "intro": ["Some prose."],
+    "sections": [
+        {"heading": "Trained from scratch", "blocks": [
+            {"text": ["Some prose."]},
+            {"table": {"columns": ["recipe", "split", "accuracy"],
+                       "rows": [["small-cnn", "official-test", "0.486 ± 0.079"],
+                                ["residual-cnn", "clean-test", "0.861 ± 0.008"]]}},
+            {"text": ["More prose."]},
+            {"table": {"columns": ["not", "this"], "rows": [["second", "table"]]}}]},
+        {"heading": "Nothing measured", "blocks": [{"text": ["No table here."]}]},
+        {"heading": "Next", "blocks": []},
+    ],
+}
 
-| recipe | split | accuracy |
-|---|---|---|
-| small-cnn | official-test | 0.486 ± 0.079 |
-| residual-cnn | clean-test | 0.861 ± 0.008 |
 
-More prose.
-
-| not | this |
-|---|---|
-| second | table |
-
-## Nothing measured
-
-No table here.
-
-## Next
-"""
+def write_results(path: Path, data: dict = RESULTS_DATA) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return path
 
 
 def test_measured_table_reads_the_first_table_under_its_heading(tmp_path):
-    results = tmp_path / "results.md"
-    results.write_text(RESULTS_TEXT, encoding="utf-8")
+    results = write_results(tmp_path / "results.json")
     table = course.measured_table("## Trained from scratch", results)
     assert list(table.columns) == ["recipe", "split", "accuracy"]
     assert table.values.tolist() == [["small-cnn", "official-test", "0.486 ± 0.079"],
                                      ["residual-cnn", "clean-test", "0.861 ± 0.008"]]
-    with pytest.raises(ValueError, match="no table under '## Nothing measured'"):
+    assert course.measured_table("Trained from scratch", results).equals(table), "the heading with or without ##"
+    with pytest.raises(course.MeasuredResultsError, match="no table under '## Nothing measured'"):
         course.measured_table("## Nothing measured", results)
-    with pytest.raises(ValueError, match="has no line '## Missing'.*'## Next'"):
+    with pytest.raises(ValueError, match="has no section '## Missing'.*'## Next'"):  # a ValueError, as it always was
         course.measured_table("## Missing", results)
-    assert course.measured_table("## Trained from scratch", tmp_path / "absent.md") is None
+    assert course.measured_table("## Trained from scratch", tmp_path / "absent.json") is None
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("{not json", "is not JSON"),
+    ('{"sections": [{"heading": "A"}]}', 'expected {"sections": [{"heading": ..., "blocks": [...]}, ...]}'),
+    ('{"sections": [{"heading": "A", "blocks": [{"table": {"columns": ["a", "b"], "rows": [["1"]]}}]}]}',
+     "a table under 'A' needs \"columns\" and \"rows\" of as many cells each"),
+])
+def test_damaged_results_data_is_one_clear_message(tmp_path, text, problem):
+    (tmp_path / "results.json").write_text(text)
+    with pytest.raises(course.MeasuredResultsError, match=re.escape(problem)):
+        course.measured_table("## A", tmp_path / "results.json")
 
 
 def test_measured_table_finds_docs_results_from_a_notebook_folder(tmp_path, monkeypatch):
-    (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "results.md").write_text(RESULTS_TEXT, encoding="utf-8")
+    write_results(tmp_path / "docs" / "results.json")
     (tmp_path / "notebooks").mkdir()
     monkeypatch.chdir(tmp_path / "notebooks")
     assert len(course.measured_table("## Trained from scratch")) == 2
@@ -185,8 +218,6 @@ def test_measured_table_finds_docs_results_from_a_notebook_folder(tmp_path, monk
 
 
 def test_every_heading_the_notebooks_read_is_in_docs_results():
-    import re
-
     repo = Path(__file__).resolve().parents[1]
     headings = set()
     for notebook in sorted((repo / "notebooks").glob("*.ipynb")):
@@ -195,4 +226,4 @@ def test_every_heading_the_notebooks_read_is_in_docs_results():
                 headings |= set(re.findall(r'"(## [^"]+)"', cell.source))
     assert len(headings) >= 3, headings
     for heading in headings:
-        assert len(course.measured_table(heading, repo / "docs" / "results.md")) >= 1, heading
+        assert len(course.measured_table(heading, repo / "docs" / "results.json")) >= 1, heading

@@ -9,19 +9,16 @@ tell whether a backed number is used truthfully, only that it is not typed from 
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 from functools import cache
 from pathlib import Path
 
 import pytest
 
+from tools.run_course.check import printed_text  # the recorder's reader of outputs
+
 REPO = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("run_course", REPO / "tools" / "run_course.py")
-run_course = sys.modules["run_course"] = importlib.util.module_from_spec(spec)  # its reader of outputs
-spec.loader.exec_module(run_course)
 COURSE = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 # A number as prose writes it: 2870, 2,870, 27,782,660, 0.673, .5, 15.6; not the digits inside a word (ResNet50)
@@ -99,7 +96,7 @@ def unbacked(path: Path) -> list[str]:
     outputs = set()
     for cell in nb["cells"]:
         if cell["cell_type"] == "code":
-            outputs.update(numbers_in(run_course.printed_text(cell.get("outputs", []))))
+            outputs.update(numbers_in(printed_text(cell.get("outputs", []))))
     problems = []
     for index, cell in enumerate(nb["cells"]):
         if cell["cell_type"] != "markdown" or cell["metadata"].get("brainlab", {}).get("notice"):

@@ -1,7 +1,8 @@
-"""Summarise finished runs (folders with a metrics.json) as the markdown rows of docs/results.md.
+"""Summarise finished runs (their evaluation records) as a table of docs/results.md, one row per group.
 
-    python tools/results_table.py runs/small-cnn-64-official-seed*    # one group per call
-    python tools/results_table.py --group runs/a-seed* --group runs/b-seed*
+    python -m tools.results_table runs/small-cnn-64-official-seed*    # one group per call
+    python -m tools.results_table --group runs/a-seed* --group runs/b-seed*
+    python -m tools.results_table --json runs/a-seed*                 # the table as docs/results.json keeps it
 
 Each group is the same command run with several seeds. A row gives the split, the number of
 seeds, accuracy and per-class recall as mean ± standard deviation (sample std, n-1), the mean
@@ -10,24 +11,32 @@ Runs in one group must share their split and settings apart from the seed: the s
 to average anything else. The split is the one the runs name (``official-test`` for a verified
 copy of the dataset, ``unverified-test`` for any other folder, ``clean-test`` ...); runs on the
 bundled sample (``sample-test``) are smoke tests, not results, and are refused.
+
+The page's tables are data: ``--json`` prints the table block to put into docs/results.json, from
+which ``python -m tools.results_page`` renders docs/results.md; without it the markdown is printed.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import statistics
 import sys
-from pathlib import Path
 
+from brainlab import protocols
 from brainlab.datasets import CLASS_NAMES
+from brainlab.runs import RunFolder, RunFolderError
+from tools.markdown import markdown_table
+from tools.results_page import dumps
 
-HEADER = ("| recipe | split | seeds | accuracy | "
-          + " | ".join(f"recall {c if c == 'no_tumor' else c.split('_')[0]}" for c in CLASS_NAMES)
-          + " | macro AUC | minutes per run | command |")
+__all__ = ["COLUMNS", "mean_std", "read_group", "row", "main"]
+
+COLUMNS = ("recipe", "split", "seeds", "accuracy",
+           *(f"recall {c if c == 'no_tumor' else c.split('_')[0]}" for c in CLASS_NAMES),
+           "macro AUC", "minutes per run", "command")
 
 
 def mean_std(values) -> str:
+    """``0.600 ± 0.100``: mean and sample standard deviation with 3 decimals (one value alone; ``n/a`` for none)."""
     values = [v for v in values if v is not None]
     if not values:
         return "n/a"
@@ -37,24 +46,29 @@ def mean_std(values) -> str:
 
 
 def read_group(folders) -> list[dict]:
+    """The evaluation record of each run folder of one group, refused unless they differ in their seed alone."""
     runs = []
-    for folder in folders:
-        path = Path(folder) / "metrics.json"
-        if not path.is_file():
-            sys.exit(f"{path} does not exist: is the run in {folder} finished?")
-        runs.append(json.loads(path.read_text()))
+    for folder in map(RunFolder, folders):
+        try:
+            evaluation = folder.evaluation()
+        except RunFolderError as exc:
+            sys.exit(str(exc))
+        if evaluation is None:
+            sys.exit(f"{folder.evaluation_path} does not exist: is the run in {folder} finished?")
+        runs.append(evaluation)
     if not runs:
         sys.exit("no run folders given")
     settings = [{k: v for k, v in r["settings"].items() if k != "seed"} for r in runs]
     if any(s != settings[0] for s in settings) or len({r["split"] for r in runs}) != 1:
         sys.exit(f"runs in {list(map(str, folders))} differ in more than their seed: not one group")
-    if runs[0]["split"].startswith("sample-"):
+    if (name := protocols.ResultName.parse_or_none(runs[0]["split"])) is not None and name.is_sample:
         sys.exit(f"runs in {list(map(str, folders))} were evaluated on the bundled sample ({runs[0]['split']}): "
                  "a smoke test, not a result; train with --data on the dataset")
     return runs
 
 
-def row(runs: list[dict]) -> str:
+def row(runs: list[dict]) -> list[str]:
+    """The cells of a group's row: its split, seeds, mean ± std of each score, minutes and command."""
     first = runs[0]
     command = re.sub(r"--seed \d+", "--seed S", first["command"])
     command = re.sub(r"--out (\S*?)seed\d+", r"--out \1seedS", command)
@@ -65,19 +79,21 @@ def row(runs: list[dict]) -> str:
         f"{statistics.mean(r['seconds'] for r in runs) / 60:.0f}",
         f"`{command}`, S = {', '.join(str(r['seed']) for r in runs)}",
     ]
-    return "| " + " | ".join(cells) + " |"
+    return cells
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.results_table", description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="*", help="run folders of one group")
     parser.add_argument("--group", nargs="+", action="append", default=[], help="another group of run folders")
+    parser.add_argument("--json", action="store_true", help="print the table as a block of docs/results.json")
     args = parser.parse_args(argv)
     groups = ([args.folders] if args.folders else []) + args.group
-    print(HEADER)
-    print("|" + "---|" * HEADER.count(" | ") + "---|")
-    for folders in groups:
-        print(row(read_group(folders)))
+    rows = [row(read_group(folders)) for folders in groups]
+    if args.json:
+        print(dumps({"table": {"columns": list(COLUMNS), "rows": rows}}))
+    else:
+        print(markdown_table(COLUMNS, rows))
     return 0
 
 
