@@ -15,7 +15,7 @@ The virtual environment lives in ``.venv`` next to this file (``BRAINLAB_VENV`` 
 Installing is skipped when the environment already matches ``pyproject.toml``.
 Extra arguments after the job name go to the command it runs (pytest, jupyter lab).
 ``lab --dry-run`` only prints the command it would run; ``wheel --out DIR`` builds into DIR.
-``course`` runs tools/run_course.py in the environment (``course --help`` lists its options): NOTEBOOK is
+``course`` runs the course recorder (``python -m tools.run_course``) in the environment (``course --help`` lists its options): NOTEBOOK is
 ``03``, a file name or a path; ``--record`` writes the outputs into the notebooks.
 """
 from __future__ import annotations
