@@ -23,17 +23,18 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from brainlab import config
+from brainlab import cache
 from brainlab.errors import DataLayoutError
 from brainlab.images import IMAGE_SUFFIXES
 
-__all__ = ["ALIASES", "BRAIN_TUMOR", "CATALOGUE", "CLASS_NAMES", "NICKPARVAR", "SPLITS", "DatasetSpec", "ImageFile",
-           "Scan", "Verification", "default_location", "detect_spec", "expected_layout", "how_to_get_data",
+__all__ = ["ALIASES", "BRAIN_TUMOR", "CATALOGUE", "CLASS_NAMES", "NICKPARVAR", "SPLIT_FOLDERS", "DatasetSpec",
+           "ImageFile", "Scan", "Verification", "default_location", "detect_spec", "expected_layout", "how_to_get_data",
            "is_ignored", "list_images", "present_splits", "scan", "sha256_of", "spec_for_folders", "spec_named",
            "unopenable", "unopenable_note", "verify"]
 
 CLASS_NAMES = ("glioma_tumor", "meningioma_tumor", "no_tumor", "pituitary_tumor")  # the paper's label order
-SPLITS = ("Training", "Testing")
+# The dataset's split folders on disk (not protocols or parts: see brainlab.protocols).
+SPLIT_FOLDERS = ("Training", "Testing")
 # Clutter that operating systems and tools leave in folders; never treated as data.
 IGNORED_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini", "__MACOSX", ".ipynb_checkpoints"}
 
@@ -199,7 +200,7 @@ def detect_spec(root, default: DatasetSpec | None = None) -> DatasetSpec:
             return default
         raise DataLayoutError(f"{root} is not a folder.")
     candidates = [[p.name for p in _visible_dirs(root)]]
-    candidates += [[p.name for p in _visible_dirs(root / s)] for s in SPLITS if (root / s).is_dir()]
+    candidates += [[p.name for p in _visible_dirs(root / s)] for s in SPLIT_FOLDERS if (root / s).is_dir()]
     for folders in candidates:
         spec = spec_for_folders(folders)
         if spec is not None:
@@ -223,7 +224,7 @@ def present_splits(root, spec: DatasetSpec = BRAIN_TUMOR) -> tuple[str, ...]:
 
 def default_location(spec: DatasetSpec = BRAIN_TUMOR) -> Path:
     """Where :func:`brainlab.download.fetch_data` puts the dataset in the per-user cache."""
-    return config.cache_dir() / "datasets" / spec.name
+    return cache.cache_dir() / "datasets" / spec.name
 
 
 def how_to_get_data(spec: DatasetSpec = BRAIN_TUMOR) -> str:

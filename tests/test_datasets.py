@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from brainlab import audit, data, datasets
+from brainlab import data, datasets
+from brainlab.audit import thumbnails
 from brainlab.errors import DataLayoutError
 from conftest import CLASS_NAMES, make_dataset
 
@@ -17,12 +18,12 @@ FOLDERS = {"glioma_tumor": "glioma", "meningioma_tumor": "meningioma", "no_tumor
 def renamed(tmp_path):
     """A tiny dataset whose class folders carry other names, and the spec that says so."""
     root = make_dataset(tmp_path / "other", per_class=2, size=32)
-    for split in datasets.SPLITS:
+    for split in datasets.SPLIT_FOLDERS:
         for class_name, folder in FOLDERS.items():
             (root / split / class_name).rename(root / split / folder)
     sums = {p.relative_to(root).as_posix(): datasets.sha256_of(p) for p in sorted(root.rglob("*.jpg"))}
     spec = datasets.DatasetSpec("renamed", "tiny, other folder names", CLASS_NAMES,
-                                {s: {c: 2 for c in CLASS_NAMES} for s in datasets.SPLITS},
+                                {s: {c: 2 for c in CLASS_NAMES} for s in datasets.SPLIT_FOLDERS},
                                 checksums=sums, class_folders=FOLDERS)
     return root, spec
 
@@ -37,7 +38,7 @@ def test_class_folders_map_to_brainlab_class_names(renamed):
     assert found.counts() == spec.counts
     check = datasets.verify(root, spec)
     assert check.ok and check.missing == [] and check.extra == []
-    inventoried = audit.inventory(root, progress=False, spec=spec).files
+    inventoried = thumbnails.inventory(root, progress=False, spec=spec).files
     assert sorted(set(inventoried["class"])) == sorted(CLASS_NAMES)
     with pytest.raises(DataLayoutError, match="class folder\\(s\\) missing: glioma_tumor"):
         datasets.scan(root)  # the default spec expects brainlab's names on disk
@@ -71,7 +72,7 @@ def test_the_catalogue_lists_the_papers_dataset_by_name():
     with pytest.raises(ValueError, match="choose from sartaj, nickparvar, brain-tumor-classification-mri"):
         datasets.spec_named("mnist")
     assert datasets.BRAIN_TUMOR.folder("no_tumor") == "no_tumor"  # no mapping: folders are the class names
-    assert data.CLASS_NAMES is datasets.CLASS_NAMES and data.SPLITS == datasets.BRAIN_TUMOR.splits
+    assert data.CLASS_NAMES is datasets.CLASS_NAMES and data.SPLIT_FOLDERS == datasets.BRAIN_TUMOR.splits
     advice = datasets.how_to_get_data()
     assert "Training/ and Testing/" in advice and datasets.BRAIN_TUMOR.homepage in advice
 

@@ -15,26 +15,25 @@ that do not (the model must generalise, often to another source of images).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import pandas as pd
 
+from brainlab import protocols, runs
 from brainlab.datasets import CLASS_NAMES
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results_table import mean_std  # noqa: E402  (the same cells as docs/results.md's table)
+from tools.results_table import mean_std  # the same cells as docs/results.md's table
 
 
 # Split names brainlab gives the Testing folder: a verified copy, another folder, the bundled sample.
-TESTING_SPLITS = ("official-test", "unverified-test", "sample-test")
+TESTING_SPLITS = tuple(str(protocols.ResultName(protocol, "test"))
+                       for protocol in (protocols.OFFICIAL, protocols.UNVERIFIED, protocols.SAMPLE))
 
 
 def _split_of(run: Path) -> str | None:
-    """The split a run was evaluated on, from its metrics.json (None where there is none)."""
-    path = run / "metrics.json"
-    return json.loads(path.read_text()).get("split") if path.is_file() else None
+    """The split a run was evaluated on, from its evaluation record (None where there is none)."""
+    return (runs.RunFolder(run).evaluation() or {}).get("split")
 
 
 def breakdown(predictions: pd.DataFrame, files: pd.DataFrame) -> dict[str, dict]:
@@ -82,11 +81,13 @@ def main(argv=None) -> int:
         split = _split_of(Path(run))
         if split is not None and split not in TESTING_SPLITS:
             sys.exit(f"{run} was evaluated on {split}, not on the Testing folder: use runs made with --split official")
-        path = Path(run) / "predictions.csv"
-        if not path.is_file():
-            sys.exit(f"{path} does not exist: is the run in {run} finished, and made by a brainlab that writes it?")
+        folder = runs.RunFolder(run)
+        predictions = folder.predictions()
+        if predictions is None:
+            sys.exit(f"{folder.predictions_path} does not exist: is the run in {run} finished, and made by a "
+                     "brainlab that writes it?")
         try:
-            results[Path(run).name] = breakdown(pd.read_csv(path), files)
+            results[folder.path.name] = breakdown(predictions, files)
         except ValueError as exc:
             sys.exit(f"{run}: {exc}")
     print(table(results))

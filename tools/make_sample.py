@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from brainlab.datasets import CLASS_NAMES, SPLITS, scan, sha256_of
+from brainlab.datasets import CLASS_NAMES, SPLIT_FOLDERS, scan, sha256_of
 from brainlab.images import decode
 
 PER_CLASS = {"Training": 40, "Testing": 10}
@@ -33,7 +33,7 @@ def main(root: str) -> None:
     digests = {f.relpath: sha256_of(f.path) for f in files}
     seen = Counter(digests.values())
     rng = random.Random(SEED)
-    for split in SPLITS:
+    for split in SPLIT_FOLDERS:
         shutil.rmtree(OUT / split, ignore_errors=True)
         for c in CLASS_NAMES:
             pool = [f for f in files if f.split == split and f.class_name == c and seen[digests[f.relpath]] == 1]
