@@ -18,7 +18,7 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from brainlab import config
+from brainlab import cache
 from brainlab.datasets import BRAIN_TUMOR, DatasetSpec, default_location, how_to_get_data, verify
 from brainlab.errors import DataNotFoundError, DownloadError, UnsafeArchiveError
 
@@ -130,7 +130,7 @@ def download_file(url: str, fname: str, progress: bool = True) -> Path:
     import requests
 
     pooch.get_logger().setLevel("WARNING")
-    folder = config.cache_dir() / "downloads"
+    folder = cache.cache_dir() / "downloads"
     try:
         path = pooch.retrieve(url, known_hash=None, fname=fname, path=folder,
                               downloader=pooch.HTTPDownloader(progressbar=progress, timeout=60))

@@ -31,7 +31,7 @@ from pathlib import Path
 import keras
 from keras import layers
 
-from brainlab import config
+from brainlab import config, settings
 from brainlab.datasets import CLASS_NAMES
 from brainlab.errors import BrainlabError, WeightsNotFoundError
 
@@ -42,7 +42,7 @@ __all__ = ["BN_EPSILON", "IMAGENET_WEIGHTS_FILE", "IMAGENET_WEIGHTS_MD5", "IMAGE
            "improved_model", "keras_models_dir", "layer_table", "load_model", "load_resnet50_weights",
            "paper_model", "parameter_counts", "preprocessing_layer", "residual_block", "residual_cnn",
            "resnet50", "resnet50_features", "resnet50_layers", "resnet_stage", "resolve_weights",
-           "small_cnn", "source_shift_augment", "to_rgb", "unfreeze_top"]
+           "saved_dtype_policy", "small_cnn", "source_shift_augment", "to_rgb", "unfreeze_top"]
 
 NUM_CLASSES = len(CLASS_NAMES)
 BN_EPSILON = 1.001e-5  # the value keras.applications uses, so weights carry over exactly
@@ -287,7 +287,7 @@ def default_weights() -> str | None:
     ``BRAINLAB_WEIGHTS=random`` asks for a random start in every mode: to time a notebook on a
     machine that cannot download the weights (its accuracies then mean nothing).
     """
-    asked = config.weights_env()
+    asked = settings.get("BRAINLAB_WEIGHTS")
     if asked == "random":
         print("Weights: a random start (BRAINLAB_WEIGHTS=random): for timing only, the accuracies mean nothing.")
         return None

@@ -20,9 +20,10 @@ import sys
 import tempfile
 from contextlib import contextmanager
 
+from brainlab import settings
+
 __all__ = ["NOISE", "verbose", "set_verbose", "quiet_by_default", "is_noise", "filtered_stderr", "import_tensorflow"]
 
-_TRUE = {"1", "true", "yes", "on"}
 _LEVEL = "TF_CPP_MIN_LOG_LEVEL"
 _set_by_brainlab = False  # whether quiet_by_default() set TF_CPP_MIN_LOG_LEVEL (so set_verbose may undo it)
 
@@ -41,8 +42,13 @@ _CONTINUED = re.compile(r"^To enable the following instructions: .* in other ope
 
 
 def verbose() -> bool:
-    """True when ``BRAINLAB_VERBOSE`` asks to see TensorFlow's own log lines."""
-    return os.environ.get("BRAINLAB_VERBOSE", "").strip().lower() in _TRUE
+    """True when ``BRAINLAB_VERBOSE`` asks to see TensorFlow's own log lines.
+
+    Read leniently (a value that is neither on nor off counts as off), because ``import brainlab``
+    asks: a typo in a variable must not stop the import. The command line refuses such a value
+    before any work (:func:`brainlab.config.check_environment`).
+    """
+    return settings.get("BRAINLAB_VERBOSE", strict=False)
 
 
 def quiet_by_default() -> None:

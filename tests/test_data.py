@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from brainlab import data, datasets
+from brainlab import data, datasets, images
 from brainlab.errors import BrainlabError, DataLayoutError, DataNotFoundError
 from conftest import CLASS_NAMES, brain_like, make_dataset
 
@@ -85,16 +85,16 @@ def test_channels_and_image_size(tiny_dataset):
     # the images are gray, so the three channels are equal and match the one-channel version closely
     assert np.abs(rgb.images[..., 0].astype(int) - gray.images[..., 0]).max() <= 2
     with pytest.raises(ValueError, match="channels"):
-        data.read_image(tiny_dataset / "Training/no_tumor/img0.jpg", channels=2)
+        images.read_image(tiny_dataset / "Training/no_tumor/img0.jpg", channels=2)
 
 
 def test_decoded_images_are_cached_and_refreshed_when_files_change(tiny_dataset):
-    from brainlab import config
+    from brainlab import cache
 
     first = data.load_split("Testing", tiny_dataset, image_size=32, progress=False)
-    cached = list((config.cache_dir() / "decoded").glob("*.npz"))
+    cached = list((cache.cache_dir() / "decoded").glob("*.npz"))
     again = data.load_split("Testing", tiny_dataset, image_size=32, progress=False)
-    assert list((config.cache_dir() / "decoded").glob("*.npz")) == cached
+    assert list((cache.cache_dir() / "decoded").glob("*.npz")) == cached
     np.testing.assert_array_equal(first.images, again.images)
     assert again.paths == first.paths
     # replacing a file changes its size/mtime, so the cache is rebuilt rather than served stale
@@ -142,19 +142,19 @@ def test_read_image_handles_real_world_files(tmp_path):
         "huge.jpg": _save(base.resize((1400, 1100)), tmp_path / "huge.jpg", "JPEG"),
     }
     for name, path in cases.items():
-        arr = data.read_image(path, image_size=32)
+        arr = images.read_image(path, image_size=32)
         assert arr.shape == (32, 32, 3) and arr.dtype == np.uint8, name
         assert arr.max() > 150 and arr[0, 0].max() < 40, name  # bright head, dark corner survive every format
 
     # RGBA: transparent pixels become black background, opaque ones keep their value
     rgba = Image.new("RGBA", (20, 20), (200, 200, 200, 255))
     rgba.paste((255, 255, 255, 0), (0, 0, 10, 20))
-    arr = data.read_image(_save(rgba, tmp_path / "rgba.png", "PNG"), channels=1)
+    arr = images.read_image(_save(rgba, tmp_path / "rgba.png", "PNG"), channels=1)
     assert arr[:, :10].max() == 0 and arr[:, 10:].min() == 200
 
     # 16-bit: a 12-bit range (0..4095) is stretched to the full 0..255
     deep = (np.linspace(0, 4095, 30 * 30).reshape(30, 30)).astype(np.uint16)
-    arr = data.read_image(_save(Image.fromarray(deep), tmp_path / "deep.png", "PNG"), channels=1)
+    arr = images.read_image(_save(Image.fromarray(deep), tmp_path / "deep.png", "PNG"), channels=1)
     assert arr.min() == 0 and arr.max() == 255 and arr.shape == (30, 30, 1)
 
     # EXIF orientation 6 ("rotate 90 clockwise to view"): a wide file is shown tall, white half on top
@@ -162,7 +162,7 @@ def test_read_image_handles_real_world_files(tmp_path):
     wide.paste(255, (0, 0, 20, 20))  # left half white
     exif = Image.Exif()
     exif[0x0112] = 6
-    arr = data.read_image(_save(wide, tmp_path / "exif.jpg", "JPEG", exif=exif, quality=95), channels=1)
+    arr = images.read_image(_save(wide, tmp_path / "exif.jpg", "JPEG", exif=exif, quality=95), channels=1)
     assert arr.shape == (40, 20, 1)
     assert arr[:15].mean() > 200 and arr[25:].mean() < 50
 
@@ -267,7 +267,7 @@ def test_full_dataset_verifies_and_loads(shared_dataset, monkeypatch):
 def test_verify_reports_changed_and_missing_files(tiny_dataset):
     files = data.scan(tiny_dataset).files
     sums = {f.relpath: datasets.sha256_of(f.path) for f in files}
-    counts = {s: {c: 3 for c in CLASS_NAMES} for s in data.SPLITS}
+    counts = {s: {c: 3 for c in CLASS_NAMES} for s in data.SPLIT_FOLDERS}
     spec = datasets.DatasetSpec("tiny", "tiny", CLASS_NAMES, counts, checksums=sums)
     assert datasets.verify(tiny_dataset, spec).ok
     buf = io.BytesIO()
@@ -283,7 +283,7 @@ def test_verify_reports_changed_and_missing_files(tiny_dataset):
 def test_only_a_folder_that_verifies_is_official_and_the_verdict_is_cached(tiny_dataset, tmp_path, monkeypatch):
     files = data.scan(tiny_dataset).files
     sums = {f.relpath: datasets.sha256_of(f.path) for f in files}
-    counts = {s: {c: 3 for c in CLASS_NAMES} for s in data.SPLITS}
+    counts = {s: {c: 3 for c in CLASS_NAMES} for s in data.SPLIT_FOLDERS}
     spec = datasets.DatasetSpec("tiny", "tiny", CLASS_NAMES, counts, checksums=sums)
     calls = []
     real_verify = datasets.verify
@@ -305,9 +305,9 @@ def test_only_a_folder_that_verifies_is_official_and_the_verdict_is_cached(tiny_
 
 
 def test_decoded_cache_is_bounded_least_recently_used_first(tiny_dataset, monkeypatch):
-    from brainlab import config
+    from brainlab import cache
 
-    folder = config.cache_dir() / "decoded"
+    folder = cache.cache_dir() / "decoded"
     data.load_split("Testing", tiny_dataset, image_size=32, progress=False)
     data.load_split("Testing", tiny_dataset, image_size=24, progress=False)
     first, second = sorted(folder.glob("*.npz"), key=lambda p: p.stat().st_mtime_ns)

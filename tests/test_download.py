@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from brainlab import config, datasets
+from brainlab import cache, datasets
 from brainlab.download import fetch_data, find_dataset_root, safe_extract
 from brainlab.errors import DataNotFoundError, DownloadError, UnsafeArchiveError
 from conftest import CLASS_NAMES, make_dataset
@@ -26,7 +26,7 @@ def dataset_and_spec(tmp_path_factory):
     files = datasets.scan(root).files
     spec = datasets.DatasetSpec(
         name="tiny-mri", title="tiny", class_names=CLASS_NAMES,
-        counts={s: {c: 2 for c in CLASS_NAMES} for s in datasets.SPLITS},
+        counts={s: {c: 2 for c in CLASS_NAMES} for s in datasets.SPLIT_FOLDERS},
         checksums={f.relpath: datasets.sha256_of(f.path) for f in files},
     )
     return root, spec
@@ -117,7 +117,7 @@ def test_interrupted_download_leaves_nothing_and_the_next_try_starts_clean(serve
     message = str(info.value)
     assert "github" in message and "nothing was kept" in message and "BRAINLAB_DATA" in message
     assert not target.exists() and leftovers(target.parent) == []
-    downloads = config.cache_dir() / "downloads"
+    downloads = cache.cache_dir() / "downloads"
     assert not (downloads / "tiny-mri.zip").exists()  # no half file under the final name
     fetch_data(target, spec=spec, sources=("github",), url=server.url + "/flaky.zip", progress=False)
     assert datasets.verify(target, spec).ok and server.hits == ["/flaky.zip", "/flaky.zip"]
@@ -131,7 +131,7 @@ def test_checksum_mismatch_is_refused_and_the_archive_dropped(server, dataset_an
     with pytest.raises(DataNotFoundError, match="checksum mismatch: " + bad_file):
         fetch_data(target, spec=spec, sources=("github",), url=server.url + "/bad.zip", progress=False)
     assert not target.exists() and leftovers(target.parent) == []
-    assert not (config.cache_dir() / "downloads" / "tiny-mri.zip").exists()
+    assert not (cache.cache_dir() / "downloads" / "tiny-mri.zip").exists()
 
 
 def test_archive_escaping_its_folder_is_refused(server, dataset_and_spec, tmp_path):

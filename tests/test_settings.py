@@ -1,5 +1,6 @@
 """Every option of every command and every BRAINLAB_* variable: a bad value is refused before any work,
-with exit status 2 and one line that names it, never a traceback."""
+with exit status 2 and one line that names it, never a traceback. And the registry that declares the
+variables (brainlab.settings): what each reads as, its default, the one error type."""
 from __future__ import annotations
 
 import re
@@ -7,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from brainlab import config
+from brainlab import config, settings
 from brainlab.cli import build_parser, main
+from brainlab.errors import SettingError
 from conftest import REPO
 
 # {file}: a file, {missing}: nothing, {tmp}: a folder, {run}: a run folder with a model file, {data}: a folder
@@ -154,7 +156,9 @@ def test_the_tables_cover_every_option_and_every_variable():
     tested = {(line.split()[0], name) for line, name in BAD_OPTIONS}
     assert options - tested - FREE_TEXT == set()
     used = set(re.findall(r"BRAINLAB_[A-Z_]+", "".join(p.read_text() for p in (REPO / "brainlab").rglob("*.py"))))
-    assert used - {v for v, _, _ in BAD_VARIABLES} == set()
+    assert used <= set(settings.SETTINGS), "a BRAINLAB_* variable the registry does not declare"
+    read_by_brainlab = {s.name for s in settings.SETTINGS.values() if s.read_by == settings.PACKAGE}
+    assert read_by_brainlab == {v for v, _, _ in BAD_VARIABLES}
 
 
 def test_maintainer_commands_refuse_bad_folders_in_one_line(tmp_path, capsys):
@@ -172,3 +176,86 @@ def test_good_values_at_the_edges_pass_the_checks():
 
     assert experiment.default_settings("paper", image_size=32, seed=2**32 - 1).image_size == 32
     assert experiment.default_settings("improved", epochs=2).epochs == 2
+
+
+# --------------------------------------------------------------------------- the registry
+def test_each_kind_reads_its_values_and_unset_gives_the_default(monkeypatch, tmp_path):
+    for name in settings.SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    assert {name: settings.get(name) for name in settings.SETTINGS} == {
+        "BRAINLAB_DATA": None, "BRAINLAB_CACHE": None, "BRAINLAB_QUICK": False, "BRAINLAB_RUNS": None,
+        "BRAINLAB_PRECISION": None, "BRAINLAB_VERBOSE": False, "BRAINLAB_EXTERNAL_DATA": None,
+        "BRAINLAB_CACHE_MAX_MB": 4096, "BRAINLAB_WEIGHTS": None, "BRAINLAB_VENV": None}
+    for text, on in [("1", True), (" Yes ", True), ("ON", True), ("true", True), ("0", False), ("off", False),
+                     ("No", False), ("", False), ("  ", False)]:
+        monkeypatch.setenv("BRAINLAB_QUICK", text)
+        assert settings.get("BRAINLAB_QUICK") is on and config.quick_mode() is on, text
+    monkeypatch.setenv("BRAINLAB_WEIGHTS", " Random")
+    monkeypatch.setenv("BRAINLAB_PRECISION", "mixed_bfloat16")
+    monkeypatch.setenv("BRAINLAB_CACHE_MAX_MB", "0.5")
+    monkeypatch.setenv("BRAINLAB_RUNS", "~/runs-here")
+    assert settings.get("BRAINLAB_WEIGHTS") == "random" and settings.get("BRAINLAB_PRECISION") == "mixed_bfloat16"
+    assert settings.get("BRAINLAB_CACHE_MAX_MB") == 0.5
+    assert settings.get("BRAINLAB_RUNS") == Path.home() / "runs-here" == config.runs_dir()
+    with pytest.raises(KeyError, match="BRAINLAB_NOSUCH is not a brainlab setting"):
+        settings.get("BRAINLAB_NOSUCH")
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("BRAINLAB_QUICK", "maybe", "BRAINLAB_QUICK='maybe' is neither on nor off: set it to 1 or 0, or unset it."),
+    ("BRAINLAB_WEIGHTS", "resnet", "BRAINLAB_WEIGHTS='resnet': use imagenet, random, or leave it unset."),
+    ("BRAINLAB_PRECISION", "float8",
+     "BRAINLAB_PRECISION='float8': use float32, mixed_float16, mixed_bfloat16, or leave it unset."),
+    ("BRAINLAB_CACHE_MAX_MB", "inf", "BRAINLAB_CACHE_MAX_MB='inf' is not a number of megabytes; set it to e.g. 4096, "
+                                     "or unset it for the default"),
+])
+def test_a_value_a_setting_cannot_take_is_one_setting_error(name, text, message, monkeypatch):
+    monkeypatch.setenv(name, text)
+    with pytest.raises(SettingError) as info:
+        settings.get(name)
+    assert str(info.value) == message
+    assert settings.get(name, strict=False) == settings.SETTINGS[name].default  # the lenient read, for import time
+
+
+def test_a_folder_is_read_as_given_and_checked_on_disk_only_by_check(monkeypatch, tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    monkeypatch.setenv("BRAINLAB_DATA", str(tmp_path / "missing"))
+    assert settings.get("BRAINLAB_DATA") == config.data_env() == tmp_path / "missing"  # find_data says what to do
+    with pytest.raises(SettingError, match=r"BRAINLAB_DATA .*missing does not exist: give an existing folder"):
+        settings.check("BRAINLAB_DATA")
+    with pytest.raises(SettingError, match="BRAINLAB_DATA"):
+        config.check_environment()
+    config.check_environment(skip=("BRAINLAB_DATA",))  # as doctor does, which reports a missing dataset itself
+    monkeypatch.setenv("BRAINLAB_RUNS", str(tmp_path / "a-file" / "runs"))
+    with pytest.raises(SettingError, match=r"BRAINLAB_RUNS .*cannot be created: .*a-file is a file, not a folder"):
+        config.check_environment(skip=("BRAINLAB_DATA",))
+    monkeypatch.setenv("BRAINLAB_RUNS", str(tmp_path / "new" / "runs"))  # may be created: it is written in
+    assert settings.check("BRAINLAB_RUNS") == tmp_path / "new" / "runs" and not (tmp_path / "new").exists()
+
+
+def test_a_variable_of_tasks_py_is_declared_and_left_to_tasks_py(monkeypatch, tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    monkeypatch.setenv("BRAINLAB_VENV", str(tmp_path / "a-file"))  # tasks.py's business, not brainlab's
+    assert settings.SETTINGS["BRAINLAB_VENV"].read_by == "tasks.py"
+    config.check_environment()
+    with pytest.raises(SettingError, match="BRAINLAB_VENV"):
+        settings.check("BRAINLAB_VENV")
+
+
+def test_the_precisions_the_setting_takes_are_the_policies_train_runs_under():
+    from brainlab import train
+
+    assert settings.SETTINGS["BRAINLAB_PRECISION"].kind.choices == train.PRECISIONS
+
+
+def test_check_folder_says_what_is_wrong(tmp_path):
+    (tmp_path / "f").write_text("x")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    assert settings.check_folder(tmp_path, "--data") == tmp_path
+    assert settings.check_folder(tmp_path / "new" / "deeper", "--out", write=True, exists=False) == tmp_path / "new" / "deeper"
+    for path, kwargs, message in [(tmp_path / "f", {}, "is a file, not a folder"),
+                                  (tmp_path / "nope", {}, "does not exist"),
+                                  (tmp_path / "f" / "sub", {"exists": False}, "cannot be created: .*f is a file"),
+                                  (tmp_path / "loop", {}, "is a link to nothing")]:
+        with pytest.raises(SettingError, match=f"--x {path}.* {message}" if "cannot" not in message else message):
+            settings.check_folder(path, "--x", **kwargs)

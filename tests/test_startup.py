@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
-from brainlab import startup
+from brainlab import settings, startup
+from brainlab.errors import SettingError
 
 # what TensorFlow prints while it loads and looks for a GPU (on a CPU-only Linux machine, TensorFlow 2.21)
 NOISE_LINES = ("oneDNN custom operations are on", "Could not find cuda drivers", "failed call to cuInit",
@@ -64,3 +67,24 @@ def test_noise_patterns_match_only_start_up_records():
     records = startup._records(START_UP)
     assert len(records) == 6 and all(startup.is_noise(record) for record in records)
     assert not any(startup.is_noise(line) for line in REAL.splitlines())
+
+
+@pytest.mark.parametrize("text, on", [("1", True), ("Yes", True), ("on", True), ("0", False), ("", False),
+                                      ("loud", False)])
+def test_verbose_reads_the_registry_and_a_value_it_cannot_use_is_off(monkeypatch, text, on):
+    monkeypatch.setenv("BRAINLAB_VERBOSE", text)
+    assert startup.verbose() is on
+    if text == "loud":  # the registry refuses it; the command line says so before any work
+        with pytest.raises(SettingError, match="BRAINLAB_VERBOSE='loud' is neither on nor off"):
+            settings.get("BRAINLAB_VERBOSE")
+
+
+def test_import_brainlab_loads_no_numpy_and_survives_a_bad_verbose_value():
+    """startup (imported by ``import brainlab``) reads BRAINLAB_VERBOSE through brainlab.settings, which stays light."""
+    code = ("import sys, brainlab, brainlab.settings, brainlab.startup\n"
+            "print(sorted(m for m in ('numpy', 'tensorflow', 'keras') if m in sys.modules), brainlab.startup.verbose(),"
+            " __import__('os').environ.get('TF_CPP_MIN_LOG_LEVEL'))")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run([sys.executable, "-c", code], env={**env, "BRAINLAB_VERBOSE": "loud"},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.split() == ["[]", "False", "2"], done.stdout + done.stderr
