@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {"config", "datasets", "images", "data", "download", "audit", "models", "train", "evaluate", "plots",
                "explain", "widgets", "paper", "cli", "course", "startup", "experiment", "exercises", "errors",
-               "history", "runs", "settings", "cache", "protocols"}
+               "history", "runs", "settings", "cache", "protocols", "doctor"}
 
 
 def __getattr__(name):

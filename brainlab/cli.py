@@ -13,6 +13,11 @@
     brainlab reproduce --out DIR  the paper's experiment end to end (add --quick for a 1-minute run)
     brainlab train --recipe R --out DIR   the same for another recipe (paper, improved, small-cnn, residual-cnn)
 
+This module reads the options and prints; the modules it calls do the work (``doctor``'s checks
+live in :mod:`brainlab.doctor`). The choices an option offers come from the module that owns
+them: recipes, preprocessing, augmentation and crops from :mod:`brainlab.experiment`, download
+sources from :mod:`brainlab.download`, protocols from :mod:`brainlab.protocols`.
+
 Problems you can fix (a missing folder, no internet) are reported as one message with
 advice, and a non-zero exit status; never as a traceback. A bad value of an option or of a
 ``BRAINLAB_*`` variable (a number out of range, a folder that is a file) exits with status 2,
@@ -23,11 +28,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 from pathlib import Path
 
-from brainlab import __version__, config, experiment, startup
+from brainlab import __version__, config, experiment, protocols, startup
 from brainlab.errors import BrainlabError, SettingError
 
 __all__ = ["build_parser", "main"]
@@ -103,36 +107,20 @@ def _url(text: str) -> str:
     return text
 
 
-EPOCHS, BATCH_SIZE, SEED = _whole(1, experiment.MAX_EPOCHS), _whole(1, experiment.MAX_BATCH_SIZE), \
+_EPOCHS, _BATCH_SIZE, _SEED = _whole(1, experiment.MAX_EPOCHS), _whole(1, experiment.MAX_BATCH_SIZE), \
     _whole(0, experiment.MAX_SEED)
-IMAGE_SIZE = _whole(min(low for low, _ in experiment.IMAGE_SIZES.values()),
-                    max(high for _, high in experiment.IMAGE_SIZES.values()))
-DATA, OUT = _folder(), _folder(exists=False, write=True)
+_IMAGE_SIZE = _whole(min(low for low, _ in experiment.IMAGE_SIZES.values()),
+                     max(high for _, high in experiment.IMAGE_SIZES.values()))
+_DATA, _OUT = _folder(), _folder(exists=False, write=True)
 
 
-def cmd_doctor(args) -> int:
+def _cmd_doctor(args) -> int:
+    """`brainlab doctor`: the setup on one screen; with ``--data DIR``, that folder file by file."""
+    from brainlab import doctor
+
     if args.data:
-        return check_data_folder(Path(args.data))
-    from brainlab import data
-
-    rows = [("brainlab", __version__), ("Python", f"{platform.python_version()} ({platform.platform()})")]
-    try:
-        import keras
-        import tensorflow as tf
-
-        gpus = tf.config.list_physical_devices("GPU")
-        rows += [("TensorFlow", tf.__version__), ("Keras", keras.__version__),
-                 ("GPUs", ", ".join(g.name for g in gpus) if gpus else
-                  "none: training runs on the CPU (use quick mode, or a GPU runtime on Colab; "
-                  "`brainlab --verbose doctor` shows what TensorFlow says about it)")]
-    except ImportError as exc:
-        rows.append(("TensorFlow", f"NOT IMPORTABLE ({exc}); pip install tensorflow"))
-    rows.append(("Quick mode", "on (BRAINLAB_QUICK=1): bundled sample, few epochs" if config.quick_mode()
-                 else "off (set BRAINLAB_QUICK=1 for a fast run on the bundled sample)"))
-    total = sum(part.bytes for part in config.cache_usage())
-    rows.append(("Cache", f"{config.cache_dir()} ({config.human_size(total)}; `brainlab cache` for details)"))
-    rows += data_rows()
-    rows.append(("ImageNet weights", imagenet_weights_row()))
+        return _print_folder_check(doctor.check_folder(Path(args.data)))
+    rows = doctor.setup_rows()
     width = max(len(k) for k, _ in rows)
     print("brainlab doctor: paste this into a help request\n")
     for key, value in rows:
@@ -140,81 +128,36 @@ def cmd_doctor(args) -> int:
     return 0
 
 
-def data_rows() -> list[tuple[str, str]]:
-    from brainlab import data, datasets
-
-    if config.quick_mode():
-        return [("Data", f"{data.sample_dir()} (bundled sample, quick mode)")]
-    env = config.data_env()
-    where = "BRAINLAB_DATA" if env else "brainlab cache"
-    root = env or datasets.default_location()
-    if not root.is_dir():
-        return [("Data", f"not found ({'BRAINLAB_DATA=' + str(env) if env else 'not downloaded yet'}): "
-                         "run `brainlab fetch-data`, or set BRAINLAB_DATA")]
-    try:
-        check = datasets.verify(root)
-    except BrainlabError as exc:
-        return [("Data", f"{root} (from {where}): NOT USABLE: {str(exc).splitlines()[0]}")]
-    n = sum(sum(c.values()) for c in check.counts.values())
-    status = "verified: counts and checksums match" if check.ok else "does NOT verify:\n      " + \
-        check.problems(limit=5).replace("\n", "\n      ")
-    return [("Data", f"{root} (from {where}), {n} images, {status}")]
-
-
-def imagenet_weights_row() -> str:
-    try:
-        from brainlab.models import imagenet_weights_cached
-    except ImportError:
-        return "unknown (brainlab.models not available)"
-    path = imagenet_weights_cached()
-    return f"cached: {path}" if path else "not cached (Keras downloads them, about 94 MB, on first use)"
-
-
-def check_data_folder(root: Path) -> int:
-    """`brainlab doctor --data DIR`: which dataset, layout, counts, checksums, and every file that cannot be used."""
-    from tqdm.auto import tqdm
-
-    from brainlab import data, datasets, images
-
-    spec = datasets.detect_spec(root, default=datasets.BRAIN_TUMOR)
-    splits = datasets.present_splits(root, spec) or spec.splits  # none: scan explains the expected layout
-    found = data.scan(root, splits=splits, spec=spec)  # layout problems raise DataLayoutError with the expected layout
-    bad = found.bad + found.broken  # not images, and image files that cannot be opened: training skips both
-    readable: dict[tuple[str, str], int] = {}
-    for f in tqdm(found.files, desc="checking images", unit="img", leave=False):
-        reason = images.check_image(f.path)
-        if reason:
-            bad.append((f.path, reason))
-        else:
-            readable[f.split, f.class_name] = readable.get((f.split, f.class_name), 0) + 1
-    print(f"Dataset folder {root}\n  dataset: {spec.title} (catalogue entry {spec.name}; class folders "
+def _print_folder_check(check) -> int:
+    """Prints a :class:`brainlab.doctor.FolderCheck`; the exit status: 1 when a split or class has no readable image."""
+    spec, splits, readable = check.spec, check.splits, check.readable
+    print(f"Dataset folder {check.root}\n  dataset: {spec.title} (catalogue entry {spec.name}; class folders "
           f"{', '.join(spec.folder_names())})\n")
     print(f"  {'class':<18}" + "".join(f"{s:>10}" for s in splits))
     for c in spec.class_names:
         print(f"  {c:<18}" + "".join(f"{readable.get((s, c), 0):>10}" for s in splits))
     print(f"  {'total':<18}" + "".join(f"{sum(readable.get((s, c), 0) for c in spec.class_names):>10}"
                                         for s in splits))
-    if bad:
-        print(f"\n{len(bad)} file(s) or folder(s) cannot be used and will be skipped:")
-        for path, reason in bad:
-            print(f"  {Path(path).relative_to(root)}: {reason}")
-    check = datasets.verify(root, spec, splits=splits)
-    print("\nAgainst the catalogue: " + ("counts and checksums match for " + ", ".join(check.splits) if check.ok
-                                        else "does NOT match:\n  " + check.problems(limit=5).replace("\n", "\n  ")))
-    for line in check.not_checked:
+    if check.bad:
+        print(f"\n{len(check.bad)} file(s) or folder(s) cannot be used and will be skipped:")
+        for path, reason in check.bad:
+            print(f"  {Path(path).relative_to(check.root)}: {reason}")
+    verified = check.verification
+    print("\nAgainst the catalogue: " + ("counts and checksums match for " + ", ".join(verified.splits) if verified.ok
+                                        else "does NOT match:\n  " + verified.problems(limit=5).replace("\n", "\n  ")))
+    for line in verified.not_checked:
         print(f"  {line}")
-    empty = [f"{s}/{spec.folder(c)}" for s in splits for c in spec.class_names if not readable.get((s, c))]
-    if empty:
-        print(f"\nNOT USABLE: no readable image in {', '.join(empty)}.", file=sys.stderr)
+    if not check.usable:
+        print(f"\nNOT USABLE: no readable image in {', '.join(check.empty)}.", file=sys.stderr)
         return 1
-    if set(splits) != set(spec.splits):
+    if not check.complete:
         print(f"\nThe folder is usable for evaluation ({', '.join(splits)} only).")
         return 0
     print("\nThe folder is usable.")
     return 0
 
 
-def cmd_fetch_data(args) -> int:
+def _cmd_fetch_data(args) -> int:
     from brainlab import datasets
     from brainlab.download import fetch_data
 
@@ -231,7 +174,7 @@ def cmd_fetch_data(args) -> int:
     return 0
 
 
-def cmd_sample(args) -> int:
+def _cmd_sample(args) -> int:
     from brainlab import data
 
     root = data.sample_dir()
@@ -245,13 +188,13 @@ def cmd_sample(args) -> int:
     return 0
 
 
-def cmd_audit(args) -> int:
+def _cmd_audit(args) -> int:
     from brainlab import data
     from brainlab.audit import run_audit
 
     root = data.find_data(args.data)
     if args.against:
-        return audit_against(root, Path(args.against), args)
+        return _audit_against(root, Path(args.against), args)
     summary = run_audit(root, args.out, seed=args.seed, pixel_hash=args.pixel_hash)
     totals, groups = summary["totals"], summary["groups"]
     print(f"\nAudit of {root}: {summary['images']} images in {summary['seconds']:.0f} s")
@@ -266,7 +209,7 @@ def cmd_audit(args) -> int:
     return 0
 
 
-def audit_against(root_a: Path, root_b: Path, args) -> int:
+def _audit_against(root_a: Path, root_b: Path, args) -> int:
     """`brainlab audit --data A --against B`: the images of B that copy images of A."""
     import resource
 
@@ -296,17 +239,17 @@ def audit_against(root_a: Path, root_b: Path, args) -> int:
     return 0
 
 
-def cmd_evaluate(args) -> int:
-    from brainlab import experiment
+def _cmd_evaluate(args) -> int:
+    from brainlab import experiment, runs
 
     metrics = experiment.evaluate_run(args.run, args.data, args.out, manifest=args.manifest, name=args.name,
                                       allow_outside=args.allow_outside)
     print(f"\nAccuracy on {metrics['split']} ({metrics['n_images']} images): {metrics['accuracy']:.3f}. "
-          f"Report: {Path(args.out) / 'report.md'}")
+          f"Report: {runs.RunFolder(args.out).report_path}")
     return 0
 
 
-def cmd_experiment(args) -> int:
+def _cmd_experiment(args) -> int:
     from brainlab import experiment, train
 
     recipe = getattr(args, "recipe", "paper")
@@ -320,50 +263,52 @@ def cmd_experiment(args) -> int:
     return 0
 
 
-def cmd_cache(args) -> int:
+def _cmd_cache(args) -> int:
     """`brainlab cache`: each part's size, count and path; `--clear` deletes what is rebuilt by itself."""
+    from brainlab import cache
+
     if args.all and not args.clear:
         print("brainlab cache: --all goes with --clear (brainlab cache --clear --all)", file=sys.stderr)
         return 2
     if args.clear:
-        planned = config.clear_cache(everything=args.all, dry_run=True)  # refuses a folder brainlab did not make
+        planned = cache.clear_cache(everything=args.all, dry_run=True)  # refuses a folder brainlab did not make
         if args.all and planned:
-            print(f"brainlab cache --clear --all deletes, in {config.cache_dir()}:")
+            print(f"brainlab cache --clear --all deletes, in {cache.cache_dir()}:")
             for part in planned:
-                print(f"  {part.name}/  {part.description}, {part.files} files, {config.human_size(part.bytes)}")
+                print(f"  {part.name}/  {part.description}, {part.files} files, {cache.human_size(part.bytes)}")
             asked = sys.stdin is not None and sys.stdin.isatty()  # a person at a terminal is asked; a script is not
             if asked and input("Delete them? [y/N] ").strip().lower() not in ("y", "yes"):
                 print("Nothing was deleted.")
                 return 0
-        removed = config.clear_cache(everything=args.all)
+        removed = cache.clear_cache(everything=args.all)
         for part in removed:
-            print(f"removed {part.path}: {part.description}, {part.files} files, {config.human_size(part.bytes)}")
+            print(f"removed {part.path}: {part.description}, {part.files} files, {cache.human_size(part.bytes)}")
         freed = sum(part.bytes for part in removed)
-        print(f"Freed {config.human_size(freed)}." if removed else "Nothing to remove.")
+        print(f"Freed {cache.human_size(freed)}." if removed else "Nothing to remove.")
         if not args.all:
             print("Downloaded datasets and archives were kept (add --all to delete them too).")
         return 0
-    parts = config.cache_usage()
-    print(f"brainlab cache: {config.cache_dir()} (BRAINLAB_CACHE moves it)\n")
+    parts = cache.cache_usage()
+    print(f"brainlab cache: {cache.cache_dir()} (BRAINLAB_CACHE moves it)\n")
     width, described = max(len(p.name) for p in parts), max(len(p.description) for p in parts)
     for part in parts:
-        print(f"  {part.name:<{width}}  {config.human_size(part.bytes):>10}  {part.files:>6} files  "
+        print(f"  {part.name:<{width}}  {cache.human_size(part.bytes):>10}  {part.files:>6} files  "
               f"{part.description:<{described}}  {part.path}")
     total = sum(part.bytes for part in parts)
-    print(f"  {'total':<{width}}  {config.human_size(total):>10}  {sum(p.files for p in parts):>6} files")
-    print(f"\nDecoded images are kept up to {config.human_size(config.cache_max_bytes())} "
+    print(f"  {'total':<{width}}  {cache.human_size(total):>10}  {sum(p.files for p in parts):>6} files")
+    print(f"\nDecoded images are kept up to {cache.human_size(cache.cache_max_bytes())} "
           "(BRAINLAB_CACHE_MAX_MB), least recently used removed first.\n"
           "`brainlab cache --clear` deletes decoded images and verdicts; `--clear --all` also the downloads.")
     return 0
 
 
-def cmd_build_exercises(args) -> int:
+def _cmd_build_exercises(args) -> int:
     from brainlab import exercises
 
     return exercises.run(args)
 
 
-def cmd_course_links(args) -> int:
+def _cmd_course_links(args) -> int:
     from brainlab import course
 
     return course.run(args)
@@ -377,61 +322,63 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("doctor", help="report versions, GPU, data and weights; or check a data folder")
-    p.add_argument("--data", metavar="DIR", type=DATA, help="check this dataset folder file by file")
-    p.set_defaults(func=cmd_doctor, tensorflow=True)
+    p.add_argument("--data", metavar="DIR", type=_DATA, help="check this dataset folder file by file")
+    p.set_defaults(func=_cmd_doctor, tensorflow=True)
+
+    from brainlab import datasets, download
 
     p = sub.add_parser("fetch-data", help="download and verify a dataset")
-    p.add_argument("--dataset", default="sartaj", type=_dataset,
-                   help="which one: sartaj (the paper's, default) or nickparvar (an external test set), "
-                        "or a catalogue name")
-    p.add_argument("--to", metavar="DIR", type=OUT, help="where to put it (default: the brainlab cache)")
-    p.add_argument("--source", action="append", choices=["kaggle", "github"],
-                   help="where to download from (repeatable; default: kaggle, then github)")
+    p.add_argument("--dataset", default=datasets.BRAIN_TUMOR.short_name, type=_dataset,
+                   help=f"which one: {datasets.BRAIN_TUMOR.short_name} (the paper's, default) or "
+                        f"{datasets.NICKPARVAR.short_name} (an external test set), or a catalogue name")
+    p.add_argument("--to", metavar="DIR", type=_OUT, help="where to put it (default: the brainlab cache)")
+    p.add_argument("--source", action="append", choices=download.SOURCES,
+                   help=f"where to download from (repeatable; default: {', then '.join(download.SOURCES)})")
     p.add_argument("--url", type=_url, help="another URL for the GitHub archive (a mirror)")
-    p.set_defaults(func=cmd_fetch_data)
+    p.set_defaults(func=_cmd_fetch_data)
 
     p = sub.add_parser("sample", help="load the bundled sample and describe it")
-    p.add_argument("--image-size", type=IMAGE_SIZE, default=128)
-    p.set_defaults(func=cmd_sample, tensorflow=True)
+    p.add_argument("--image-size", type=_IMAGE_SIZE, default=128)
+    p.set_defaults(func=_cmd_sample, tensorflow=True)
 
     p = sub.add_parser("audit", help="find duplicates, cross-split leaks, label conflicts and shortcuts")
-    p.add_argument("--data", metavar="DIR", type=DATA, help="dataset folder (default: as find_data decides)")
-    p.add_argument("--out", metavar="DIR", type=OUT, required=True,
+    p.add_argument("--data", metavar="DIR", type=_DATA, help="dataset folder (default: as find_data decides)")
+    p.add_argument("--out", metavar="DIR", type=_OUT, required=True,
                    help="where to write tables, figures and clean_split.csv")
-    p.add_argument("--seed", type=SEED, default=config.DEFAULT_SEED,
+    p.add_argument("--seed", type=_SEED, default=config.DEFAULT_SEED,
                    help="seed of the copy-free split (clean_split.csv)")
     p.add_argument("--pixel-hash", action="store_true",
                    help="also compare decoded pixels (finds copies whose bytes differ; decodes every file in full)")
-    p.add_argument("--against", metavar="DIR", type=DATA,
+    p.add_argument("--against", metavar="DIR", type=_DATA,
                    help="another dataset's folder: find its images that copy images of --data, and write "
                         "external_copies.csv and external_manifest.csv (its images without a copy)")
-    p.set_defaults(func=cmd_audit)
+    p.set_defaults(func=_cmd_audit)
 
     p = sub.add_parser("evaluate", help="score a finished run (train/reproduce) on any labelled folder")
-    p.add_argument("--run", metavar="RUN_DIR", type=DATA, required=True,
+    p.add_argument("--run", metavar="RUN_DIR", type=_DATA, required=True,
                    help="the --out folder of brainlab train or reproduce")
-    p.add_argument("--data", metavar="DIR", type=DATA, required=True,
+    p.add_argument("--data", metavar="DIR", type=_DATA, required=True,
                    help="a folder with one folder per class, or a dataset folder with --manifest")
     p.add_argument("--manifest", metavar="CSV", type=_file, help="the images to score (path,class,split), e.g. "
                                                                  "external_manifest.csv from `brainlab audit --against`")
     p.add_argument("--allow-outside", action="store_true", help="let --manifest name images outside --data")
     p.add_argument("--name", help="what the numbers are called (default: external-<dataset>)")
-    p.add_argument("--out", metavar="DIR", type=OUT, required=True,
-                   help="where metrics.json, predictions.csv, report.md go (not a run folder, nor inside one)")
-    p.set_defaults(func=cmd_evaluate, tensorflow=True)
+    p.add_argument("--out", metavar="DIR", type=_OUT, required=True,
+                   help="where evaluation.json, predictions.csv, report.md go (not a run folder, nor inside one)")
+    p.set_defaults(func=_cmd_evaluate, tensorflow=True)
 
     for name in ("reproduce", "train"):
         p = sub.add_parser(name, help="the paper's protocol end to end" if name == "reproduce" else
                            "train and evaluate a recipe: " + ", ".join(experiment.RECIPES))
         if name == "train":
             p.add_argument("--recipe", choices=experiment.RECIPES, required=True)
-        p.add_argument("--out", metavar="DIR", type=OUT, required=True,
-                       help="where metrics.json, report.md and figures go. The same command again resumes an "
+        p.add_argument("--out", metavar="DIR", type=_OUT, required=True,
+                       help="where evaluation.json, report.md and figures go. The same command again resumes an "
                             "interrupted run there, or reuses a finished one; other settings are refused")
-        p.add_argument("--data", metavar="DIR", type=DATA, help="dataset folder (default: as find_data decides)")
+        p.add_argument("--data", metavar="DIR", type=_DATA, help="dataset folder (default: as find_data decides)")
         p.add_argument("--quick", action="store_true", help="the bundled sample and 2 epochs: about a minute")
-        p.add_argument("--epochs", type=EPOCHS)
-        p.add_argument("--split", choices=["official", "clean"], default="official",
+        p.add_argument("--epochs", type=_EPOCHS)
+        p.add_argument("--split", choices=protocols.PROTOCOLS, default=protocols.OFFICIAL,
                        help="official Training/Testing, or the copy-free split made by `brainlab audit` (no exact "
                             "or near copies across its parts; neighbouring slices and patients are not checked)")
         p.add_argument("--manifest", metavar="CSV", type=_file,
@@ -439,17 +386,19 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--allow-outside", action="store_true", help="let --manifest name images outside --data")
         p.add_argument("--weights", type=_weights, default="imagenet" if name == "reproduce" else None,
                        help="imagenet, none (random start) or a weights FILE")
-        p.add_argument("--preprocessing", choices=["imagenet", "rescale"], help="input scaling of ResNet50 models")
+        p.add_argument("--preprocessing", choices=experiment.CHOICES["preprocessing"],
+                       help="input scaling of ResNet50 models")
         p.add_argument("--augmentation", choices=experiment.CHOICES["augmentation"],
                        help="standard (the default); residual-cnn: source-shift, aimed at differences of source "
                             "(gamma, blur, noise, zoom, shift); paper: none, the fast variant (" +
                             experiment.FAST_VARIANT + ")")
-        p.add_argument("--crop", choices=["none", "head"], help="cut every image to the square around the head")
-        p.add_argument("--image-size", type=IMAGE_SIZE,
+        p.add_argument("--crop", choices=experiment.CHOICES["crop"],
+                       help="cut every image to the square around the head")
+        p.add_argument("--image-size", type=_IMAGE_SIZE,
                        help="; ".join(f"{r}: {low} to {high}" for r, (low, high) in experiment.IMAGE_SIZES.items()))
-        p.add_argument("--batch-size", type=BATCH_SIZE)
-        p.add_argument("--seed", type=SEED)
-        p.set_defaults(func=cmd_experiment, tensorflow=True)
+        p.add_argument("--batch-size", type=_BATCH_SIZE)
+        p.add_argument("--seed", type=_SEED)
+        p.set_defaults(func=_cmd_experiment, tensorflow=True)
 
     from brainlab import course, exercises
 
@@ -457,16 +406,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clear", action="store_true",
                    help="delete the decoded images and verification verdicts (rebuilt when needed)")
     p.add_argument("--all", action="store_true", help="with --clear: delete downloaded datasets and archives too")
-    p.set_defaults(func=cmd_cache)
+    p.set_defaults(func=_cmd_cache)
 
     p = sub.add_parser("build-exercises", help="regenerate exercises/ from solutions/ (answers removed)")
     exercises.add_arguments(p)
-    p.set_defaults(func=cmd_build_exercises)
+    p.set_defaults(func=_cmd_build_exercises)
 
     p = sub.add_parser("course-links", help="point every Colab badge and install line at the course's repository and tag",
                        description=course.DESCRIPTION)
     course.add_arguments(p)
-    p.set_defaults(func=cmd_course_links)
+    p.set_defaults(func=_cmd_course_links)
 
     for p in sub.choices.values():  # `brainlab doctor --verbose` works as well as `brainlab --verbose doctor`
         p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
@@ -479,10 +428,6 @@ def main(argv=None) -> int:
     try:
         # every BRAINLAB_* variable before any work (doctor reports a missing BRAINLAB_DATA itself)
         config.check_environment(skip=("BRAINLAB_DATA",) if args.command == "doctor" else ())
-        if os.environ.get("BRAINLAB_PRECISION", "").strip():  # train's own variable (it loads TensorFlow)
-            from brainlab.train import precision_from_env
-
-            precision_from_env()
         startup.set_verbose(args.verbose or startup.verbose())
         if getattr(args, "tensorflow", False) and not (args.command == "doctor" and args.data):
             try:

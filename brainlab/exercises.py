@@ -33,15 +33,14 @@ from brainlab import course
 from brainlab.course import notebook_bytes
 from brainlab.errors import BrainlabError
 
-__all__ = ["BEGIN", "CHECK", "END", "EXERCISES_FOLDER", "ExerciseFormatError", "NOTEBOOK_METADATA",
-           "add_arguments", "build", "defined_names", "exercise_notebook", "expected_exercises",
-           "has_solution", "is_check", "main", "run", "stale", "strip_solution", "todo_line"]
+__all__ = ["BEGIN", "CHECK", "END", "ExerciseFormatError", "add_arguments", "build", "defined_names", "has_solution",
+           "is_check", "main", "run", "stale", "strip_solution"]
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 CHECK = "# CHECK"
-EXERCISES_FOLDER = "exercises"  # where the exercises lie in the repository (their badges open them there)
-NOTEBOOK_METADATA = {  # the only notebook metadata kept: no versions, no editor state
+_EXERCISES_FOLDER = "exercises"  # where the exercises lie in the repository (their badges open them there)
+_NOTEBOOK_METADATA = {  # the only notebook metadata kept: no versions, no editor state
     "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
     "language_info": {"name": "python"},
 }
@@ -85,7 +84,7 @@ def defined_names(answer: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def todo_line(answer: str, indent: str = "") -> str:
+def _todo_line(answer: str, indent: str = "") -> str:
     """The TODO comment that replaces ``answer``. At the top level of a cell it names what
     the answer must define; inside a block (a function body, say) the names would be local."""
     names = [] if indent else defined_names(answer)
@@ -110,7 +109,7 @@ def strip_solution(source: str, where: str = "a cell") -> str:
         elif marker == END:
             if answer is None:
                 raise ExerciseFormatError(f"{where}, line {number}: '{END}' without a '{BEGIN}' before it.")
-            out += [indent + todo_line("\n".join(answer), indent), indent + "raise NotImplementedError()"]
+            out += [indent + _todo_line("\n".join(answer), indent), indent + "raise NotImplementedError()"]
             answer = None
         elif answer is not None:
             answer.append(line)
@@ -125,14 +124,14 @@ def _stable_id(name: str, index: int) -> str:
     return hashlib.sha1(f"{name}:{index}".encode()).hexdigest()[:8]
 
 
-def exercise_notebook(nb, name: str = "notebook"):
+def _exercise_notebook(nb, name: str = "notebook"):
     """The exercise version of one solution notebook (a new notebook; ``nb`` is not changed).
 
     ``name`` is the solution notebook's file name (or path): messages name it, and the title's
     badge opens ``exercises/<its file name>``.
     """
     nb = copy.deepcopy(nb)
-    nb.metadata = copy.deepcopy(NOTEBOOK_METADATA)
+    nb.metadata = copy.deepcopy(_NOTEBOOK_METADATA)
     nb.nbformat, nb.nbformat_minor = 4, 5
     for index, cell in enumerate(nb.cells):
         cell.id = cell.get("id") or _stable_id(name, index)
@@ -141,11 +140,11 @@ def exercise_notebook(nb, name: str = "notebook"):
         if cell.cell_type == "code":
             cell.source = strip_solution(cell.source, f"{name}, cell {index + 1}")
             cell.outputs, cell.execution_count = [], None
-    course.rewrite_notebook(nb, f"{EXERCISES_FOLDER}/{Path(name).name}")
+    course.rewrite_notebook(nb, f"{_EXERCISES_FOLDER}/{Path(name).name}")
     return nb
 
 
-def expected_exercises(solutions_dir) -> dict[str, bytes]:
+def _expected_exercises(solutions_dir) -> dict[str, bytes]:
     """``{file name: bytes}`` of every exercise notebook that ``solutions_dir`` gives."""
     solutions_dir = Path(solutions_dir)
     if not solutions_dir.is_dir():
@@ -154,7 +153,7 @@ def expected_exercises(solutions_dir) -> dict[str, bytes]:
     out = {}
     for path in sorted(solutions_dir.glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
-        out[path.name] = notebook_bytes(exercise_notebook(nb, str(path)))
+        out[path.name] = notebook_bytes(_exercise_notebook(nb, str(path)))
     return out
 
 
@@ -164,7 +163,7 @@ def build(solutions_dir, exercises_dir) -> list[Path]:
     Exercise notebooks whose solution notebook is gone are removed, so the folder always
     mirrors ``solutions_dir``. Returns the paths written.
     """
-    wanted = expected_exercises(solutions_dir)
+    wanted = _expected_exercises(solutions_dir)
     exercises_dir = Path(exercises_dir)
     exercises_dir.mkdir(parents=True, exist_ok=True)
     for old in exercises_dir.glob("*.ipynb"):
@@ -180,7 +179,7 @@ def build(solutions_dir, exercises_dir) -> list[Path]:
 
 def stale(solutions_dir, exercises_dir) -> list[str]:
     """Names of exercise notebooks that are missing, extra or different from what :func:`build` writes."""
-    wanted = expected_exercises(solutions_dir)
+    wanted = _expected_exercises(solutions_dir)
     exercises_dir = Path(exercises_dir)
     present = {p.name: p.read_bytes() for p in exercises_dir.glob("*.ipynb")} if exercises_dir.is_dir() else {}
     return sorted(name for name in wanted.keys() | present.keys() if wanted.get(name) != present.get(name))

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["POOLING_WORDS", "grad_cam", "last_conv_layer"]
+__all__ = ["grad_cam", "last_conv_layer"]
 
-POOLING_WORDS = ("pool", "flatten")
+_POOLING_WORDS = ("pool", "flatten")
 
 
 def _is_model(layer) -> bool:
@@ -48,7 +48,7 @@ def _find_last_feature_map(model) -> list[str] | None:
             inner = _find_last_feature_map(layer)
             if inner:
                 return [layer.name, *inner]
-        elif _output_rank(layer) == 4 and not any(w in type(layer).__name__.lower() for w in POOLING_WORDS):
+        elif _output_rank(layer) == 4 and not any(w in type(layer).__name__.lower() for w in _POOLING_WORDS):
             return [layer.name]
     return None
 

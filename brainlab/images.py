@@ -26,12 +26,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from brainlab.errors import BrainlabError
 
-__all__ = ["BOX_QUANTILE", "CROPS", "HEAD_MARGIN", "IMAGE_SUFFIXES", "WIDE_MODES", "UnreadableImageError",
+__all__ = ["BOX_QUANTILE", "CROPS", "HEAD_MARGIN", "IMAGE_SUFFIXES", "UnreadableImageError",
            "check_image", "content_box", "decode", "head_crop", "otsu_threshold", "read_image", "to_8bit"]
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp"}
 # Modes with more than 8 bits per pixel: integer (16 and 32 bits, any byte order) and float.
-WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+_WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 CROPS = ("none", "head")  # what read_image's ``crop`` accepts
 BOX_QUANTILE = 0.02  # the head box leaves out this share of foreground pixels on each side
 HEAD_MARGIN = 0.05  # head_crop keeps this share of the head's size as a border on each side
@@ -64,12 +64,12 @@ def _reason(exc: BaseException) -> str:
 def to_8bit(im: Image.Image) -> Image.Image:
     """Bring any Pillow mode to one that converts faithfully to ``L`` or ``RGB``.
 
-    Images with more than 8 bits (:data:`WIDE_MODES`) are stretched from their minimum to their
+    Images with more than 8 bits (:data:`_WIDE_MODES`) are stretched from their minimum to their
     maximum onto 0..255 (rounded), so a 12-bit scan uses the whole gray range; a flat image
     becomes black. Palette images with transparency and images with an alpha channel are laid
     on black. Other modes are returned as they are.
     """
-    if im.mode in WIDE_MODES:
+    if im.mode in _WIDE_MODES:
         arr = np.asarray(im, dtype=np.float32)
         lo, hi = float(arr.min()), float(arr.max())
         scaled = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)

@@ -18,8 +18,7 @@ import ipywidgets as widgets
 import numpy as np
 
 __all__ = ["CUSTOM", "KernelPlayground", "ORDERS", "PREDICTED", "PRESETS", "PredictionExplorer", "enable_colab_widgets",
-           "explore_order", "feature_map", "kernel_playground", "png", "prediction_explorer", "render",
-           "to_gray"]
+           "explore_order", "feature_map", "kernel_playground", "png", "prediction_explorer", "render"]
 
 
 def enable_colab_widgets() -> bool:
@@ -51,7 +50,7 @@ PRESETS = {
 CUSTOM = "custom"  # what the preset list shows once you edit a kernel by hand
 
 
-def to_gray(image) -> np.ndarray:
+def _to_gray(image) -> np.ndarray:
     """An image as a 2-D float32 array: (H, W) is kept, (H, W, 1) squeezed, (H, W, 3) averaged."""
     image = np.asarray(image, dtype=np.float32)
     if image.ndim == 3 and image.shape[-1] in (1, 3):
@@ -71,7 +70,7 @@ def feature_map(image, kernel, relu: bool = False) -> np.ndarray:
     ("same" padding), so the output has the input's height and width. With ``relu=True``
     negative responses are set to zero, as a ReLU after a convolution layer does.
     """
-    gray = to_gray(image)
+    gray = _to_gray(image)
     kernel = np.asarray(kernel, dtype=np.float32)
     if kernel.ndim != 2 or kernel.shape[0] % 2 == 0 or kernel.shape[1] % 2 == 0:
         raise ValueError(f"The kernel must be a 2-D array with odd sides (3x3, 5x5, ...) so that it has a "
@@ -97,7 +96,7 @@ def render(image, fmap, title: str = "feature map") -> bytes:
 
     fig = Figure(figsize=(8, 3.6), layout="constrained")
     left, right = fig.subplots(1, 2)
-    left.imshow(to_gray(image), cmap="gray")
+    left.imshow(_to_gray(image), cmap="gray")
     left.set_title("input image")
     shown = right.imshow(fmap, cmap="magma")
     right.set_title(title)
@@ -116,7 +115,7 @@ class KernelPlayground(widgets.VBox):
     """
 
     def __init__(self, image, kernel="edges (Laplacian)", relu: bool = False):
-        self.image = to_gray(image)
+        self.image = _to_gray(image)
         self._busy = False  # True while several cells change at once: redraw once at the end
         self.preset = widgets.Dropdown(options=[*PRESETS, CUSTOM], description="kernel")
         self.cells = [widgets.FloatText(layout=widgets.Layout(width="70px")) for _ in range(9)]

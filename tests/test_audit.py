@@ -25,6 +25,10 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from brainlab import audit, data, datasets
+from brainlab.audit.groups import PARTS, clean_split, duplicate_groups
+from brainlab.audit.matching import NEAR_THRESHOLD, align, exact_duplicate_pairs, match_sets, split_cuts
+from brainlab.audit.shortcuts import shortcut_accuracy
+from brainlab.audit.thumbnails import inventory, read_thumbnail
 from brainlab.cli import main
 
 ORIGINAL = "Training/pituitary_tumor/p (123).jpg"
@@ -85,7 +89,7 @@ def test_every_edited_copy_is_found_and_is_a_cross_split_leak(result):
     for copy in copy_paths():
         assert (ORIGINAL, copy) in found, f"{copy} not found as a copy of {ORIGINAL}"
         kind, score = found[(ORIGINAL, copy)]
-        assert kind == "near" and audit.NEAR_THRESHOLD <= score <= 1.0001, (copy, kind, score)
+        assert kind == "near" and NEAR_THRESHOLD <= score <= 1.0001, (copy, kind, score)
     files = result.files.set_index("path")
     group = files.loc[[ORIGINAL, *copy_paths()], "group"]
     assert group.nunique() == 1 and files.loc[ORIGINAL, "group_size"] == 1 + len(COPIES)
@@ -98,10 +102,10 @@ def test_every_edited_copy_is_found_and_is_a_cross_split_leak(result):
 
 def test_one_set_matched_against_another_finds_the_same_copies_with_the_same_scores(fixture_root, result):
     """match_sets: which Testing images copy a Training image, as if they were two datasets."""
-    inv = audit.inventory(fixture_root, progress=False)
+    inv = inventory(fixture_root, progress=False)
     training = (inv.files["split"] == "Training").to_numpy()
     a, b = np.flatnonzero(training), np.flatnonzero(~training)
-    matched = audit.match_sets(inv.thumbs[a], inv.boxes[a], inv.thumbs[b], inv.boxes[b], progress=False)
+    matched = match_sets(inv.thumbs[a], inv.boxes[a], inv.thumbs[b], inv.boxes[b], progress=False)
     assert matched["a"].between(0, len(a) - 1).all() and matched["b"].between(0, len(b) - 1).all()
     near = matched[matched["near"]]
     paths_a, paths_b = inv.files["path"].to_numpy()[a], inv.files["path"].to_numpy()[b]
@@ -110,7 +114,7 @@ def test_one_set_matched_against_another_finds_the_same_copies_with_the_same_sco
     # the same pairs, scored the same as by the audit of the whole dataset at once
     within = {(pa, pb): score for pa, pb, score in zip(result.pairs.path_a, result.pairs.path_b, result.pairs.score)}
     assert {pair: round(score, 4) for pair, score in found.items()} == {pair: within[pair] for pair in found}
-    empty = audit.match_sets(inv.thumbs[a], inv.boxes[a], inv.thumbs[:0], inv.boxes[:0], progress=False)
+    empty = match_sets(inv.thumbs[a], inv.boxes[a], inv.thumbs[:0], inv.boxes[:0], progress=False)
     assert empty.empty and list(empty.columns) == list(matched.columns)
 
 
@@ -134,17 +138,17 @@ def test_distinct_images_and_neighbouring_slices_are_not_flagged(result):
     checked = result.checked.set_index(["path_a", "path_b"])
     neighbours = checked.loc[NEIGHBOURS]
     assert neighbours["aligned"] > 0.9  # a plain correlation would call them copies
-    assert neighbours["score"] < audit.NEAR_THRESHOLD - 0.05 and neighbours["kind"] == "different"
+    assert neighbours["score"] < NEAR_THRESHOLD - 0.05 and neighbours["kind"] == "different"
 
 
 def test_clean_split_keeps_groups_together_and_covers_every_file(result, fixture_root):
     clean = result.clean
     assert sorted(clean["path"]) == sorted(result.files["path"])
-    assert set(clean["split"]) == set(audit.PARTS)
+    assert set(clean["split"]) == set(PARTS)
     parts = result.files.assign(part=clean["split"].to_numpy()).groupby("group")["part"].nunique()
     assert (parts == 1).all()
     assert result.summary["clean_split"]["groups_in_more_than_one_part"] == 0
-    again = audit.clean_split(result.files, seed=0)
+    again = clean_split(result.files, seed=0)
     assert again.equals(clean)  # seeded: the same split every time
 
 
@@ -156,14 +160,14 @@ def test_clean_split_is_stratified_and_seeded():
     groups[500:510] = 500  # ... and a group of ten
     files = pd.DataFrame({"path": [f"f{i}" for i in range(len(classes))], "class": rng.permutation(classes),
                           "group": groups})
-    split = audit.clean_split(files, seed=1)
+    split = clean_split(files, seed=1)
     share = split["split"].value_counts(normalize=True)
     assert share["train"] == pytest.approx(0.7, abs=0.03) and share["test"] == pytest.approx(0.15, abs=0.03)
     mix = pd.crosstab(split["split"], split["class"], normalize="index")
     overall = files["class"].value_counts(normalize=True)
     assert (mix - overall).abs().max().max() < 0.03
     assert (files.assign(part=split["split"]).groupby("group")["part"].nunique() == 1).all()
-    assert not audit.clean_split(files, seed=2)["split"].equals(split["split"])
+    assert not clean_split(files, seed=2)["split"].equals(split["split"])
 
 
 def test_size_alone_predicts_the_label_when_sizes_differ_by_class():
@@ -175,11 +179,11 @@ def test_size_alone_predicts_the_label_when_sizes_differ_by_class():
         return pd.DataFrame({"class": np.array(data.CLASS_NAMES)[label], "width": width, "height": width,
                              "aspect": 1.0, "file_kb": rng.uniform(10, 40, n)})
 
-    informative = audit.shortcut_accuracy(frame(400), frame(200))
+    informative = shortcut_accuracy(frame(400), frame(200))
     assert informative["accuracy"] > informative["majority"] + 0.3
     train, test = frame(400), frame(200)
     train["width"] = train["height"] = test["width"] = test["height"] = 512  # one size for all
-    flat = audit.shortcut_accuracy(train, test)
+    flat = shortcut_accuracy(train, test)
     assert flat["accuracy"] < 0.4
 
 
@@ -193,11 +197,11 @@ def test_align_recovers_a_known_crop():
     for im in (image, cropped):
         buffer = io.BytesIO()
         im.save(buffer, "JPEG", quality=90)
-        buffers.append(audit.read_thumbnail(buffer.getvalue())[0])
-    score, cuts = audit.align(buffers[0], buffers[1], (0.04, 0.04, 0.04, 0.04))
+        buffers.append(read_thumbnail(buffer.getvalue())[0])
+    score, cuts = align(buffers[0], buffers[1], (0.04, 0.04, 0.04, 0.04))
     assert score > 0.97
     assert np.allclose(cuts, cut, atol=0.012), cuts
-    crop_a, crop_b = audit.split_cuts((0.05, -0.02, 0.0, -0.01))
+    crop_a, crop_b = split_cuts((0.05, -0.02, 0.0, -0.01))
     assert crop_a == (0.05, 0.0, 0.0, 0.0) and crop_b == (0.0, 0.02, 0.0, 0.01)
 
 
@@ -205,7 +209,7 @@ def test_same_pixels_different_bytes(tmp_path):
     root = data.sample_dir()
     files = pd.DataFrame({"path": ["a.png", "b.png", "c.png"], "sha256": ["1", "2", "3"],
                           "pixels_sha256": ["x", "x", "y"]})
-    pairs = audit.exact_duplicate_pairs(files)
+    pairs = exact_duplicate_pairs(files)
     assert pairs[["a", "b", "kind"]].values.tolist() == [[0, 1, "same-pixels"]]
     # read_thumbnail's pixel hash ignores metadata: a PNG with a text chunk decodes to the same pixels
     from PIL import PngImagePlugin
@@ -217,13 +221,13 @@ def test_same_pixels_different_bytes(tmp_path):
     info.add_text("Comment", "re-saved")
     image.save(tagged, "PNG", pnginfo=info)
     assert hashlib.sha256(plain.getvalue()).digest() != hashlib.sha256(tagged.getvalue()).digest()
-    hashes = [audit.read_thumbnail(b.getvalue(), pixel_hash=True)[2] for b in (plain, tagged)]
+    hashes = [read_thumbnail(b.getvalue(), pixel_hash=True)[2] for b in (plain, tagged)]
     assert hashes[0] == hashes[1] is not None
 
 
 def test_groups_are_connected_components():
     pairs = pd.DataFrame({"a": [0, 1, 4], "b": [1, 2, 5]})
-    assert audit.duplicate_groups(7, pairs).tolist() == [0, 0, 0, 1, 2, 2, 3]
+    assert duplicate_groups(7, pairs).tolist() == [0, 0, 0, 1, 2, 2, 3]
 
 
 def test_cli_audit_writes_tables_figures_and_a_loadable_split(fixture_root, tmp_path, capsys):

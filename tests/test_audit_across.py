@@ -12,7 +12,8 @@ from conftest import brain_like, make_dataset
 from PIL import Image
 
 from brainlab import datasets
-from brainlab.audit import COPY_COLUMNS, audit_across
+from brainlab.audit import audit_across
+from brainlab.audit.across import COPY_COLUMNS
 from brainlab.cli import main
 
 NICK_FOLDERS = {"glioma_tumor": "glioma", "meningioma_tumor": "meningioma", "no_tumor": "notumor",

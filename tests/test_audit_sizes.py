@@ -16,6 +16,8 @@ from conftest import brain_like, make_dataset
 from PIL import Image
 
 from brainlab import audit, data
+from brainlab.audit.matching import NEAR_THRESHOLD, exact_duplicate_pairs, match_sets, pair_frame
+from brainlab.audit.thumbnails import THUMB_SIZE
 from brainlab.cli import main
 
 ORIGINAL = "Training/glioma_tumor/img0.jpg"  # the image every planted copy copies
@@ -55,13 +57,13 @@ def external(root: Path, per_class: int) -> Path:
 
 
 def test_pair_tables_keep_their_column_types_when_empty():
-    none = audit.exact_duplicate_pairs(pd.DataFrame({"path": ["a", "b"], "sha256": ["1", "2"],
+    none = exact_duplicate_pairs(pd.DataFrame({"path": ["a", "b"], "sha256": ["1", "2"],
                                                      "pixels_sha256": [None, None]}))
     assert none.empty and none["score"].dtype == "float64" and none["a"].dtype == "int64"
-    both = pd.concat([none, audit.pair_frame([(0, 1, "near", 0.93371)])], ignore_index=True)
+    both = pd.concat([none, pair_frame([(0, 1, "near", 0.93371)])], ignore_index=True)
     assert both["score"].dtype == "float64" and both["score"].round(4).tolist() == [0.9337]
-    thumbs = np.zeros((0, audit.THUMB_SIZE, audit.THUMB_SIZE), np.uint8)
-    checked = audit.match_sets(thumbs, np.zeros((0, 4)), thumbs, np.zeros((0, 4)), progress=False)
+    thumbs = np.zeros((0, THUMB_SIZE, THUMB_SIZE), np.uint8)
+    checked = match_sets(thumbs, np.zeros((0, 4)), thumbs, np.zeros((0, 4)), progress=False)
     assert checked.empty and checked.dtypes.astype(str).to_dict() == {
         "a": "int64", "b": "int64", "coarse": "float64", "aligned": "float64", "score": "float64", "near": "bool"}
 
@@ -79,7 +81,7 @@ def test_within_one_dataset_finds_exactly_the_planted_copies(tmp_path, make_up):
     if len(copies) == 2:  # the two copies of one image are copies of each other too
         expected[tuple(copies)] = "exact" if make_up == "only exact" else "near"
     assert found == expected
-    assert (pairs.loc[pairs["kind"] == "near", "score"] >= audit.NEAR_THRESHOLD).all()
+    assert (pairs.loc[pairs["kind"] == "near", "score"] >= NEAR_THRESHOLD).all()
     assert summary["totals"]["exact"] == (3 if make_up == "only exact" else 0)
     assert summary["totals"]["near"] == (3 if make_up == "only near" else 0)
     assert summary["groups"]["with_copies"] == (0 if make_up == "no copies" else 1)

@@ -94,17 +94,17 @@ def test_verbose_shows_them_and_leaves_tensorflows_level_alone():
     assert "TF_CPP_MIN_LOG_LEVEL None rc 0" in proc.stdout, proc.stderr
     assert "absl::InitializeLog" in proc.stderr  # TensorFlow's own start-up lines, untouched
 def test_cache_command_reports_each_part_and_clears_only_what_is_rebuilt(capsys, tmp_path):
-    from brainlab import config, data
+    from brainlab import cache, data
 
     data.load_split("Testing", make_dataset(tmp_path / "data", per_class=2, size=32), image_size=16, progress=False)
-    decoded = list((config.cache_dir() / "decoded").glob("*.npz"))
+    decoded = list((cache.cache_dir() / "decoded").glob("*.npz"))
     assert len(decoded) == 1
-    dataset_file = config.cache_dir() / "datasets" / "x" / "Testing" / "a.jpg"
+    dataset_file = cache.cache_dir() / "datasets" / "x" / "Testing" / "a.jpg"
     dataset_file.parent.mkdir(parents=True)
     dataset_file.write_bytes(b"x" * 3000)
     assert main(["cache"]) == 0
     out = capsys.readouterr().out
-    size = config.human_size(decoded[0].stat().st_size)
+    size = cache.human_size(decoded[0].stat().st_size)
     assert re.search(rf"decoded\s+{re.escape(size)}\s+1 files .* {re.escape(str(decoded[0].parent))}\n", out)
     assert re.search(r"datasets\s+2.9 KB\s+1 files", out) and re.search(r"total\s+\S+ \S+\s+2 files", out)
 
@@ -114,15 +114,15 @@ def test_cache_command_reports_each_part_and_clears_only_what_is_rebuilt(capsys,
     assert not decoded[0].exists() and dataset_file.is_file()  # a download is never removed without --all
     assert main(["cache", "--all"]) == 2 and dataset_file.is_file()
     assert main(["cache", "--clear", "--all"]) == 0
-    assert "removed " + str(config.cache_dir() / "datasets") in capsys.readouterr().out
+    assert "removed " + str(cache.cache_dir() / "datasets") in capsys.readouterr().out
     assert not dataset_file.exists()
 
 
 def test_doctor_shows_the_cache_size(capsys, monkeypatch):
-    from brainlab import config
+    from brainlab import cache
 
     monkeypatch.setenv("BRAINLAB_QUICK", "1")
-    (config.cache_dir() / "downloads").mkdir()
-    (config.cache_dir() / "downloads" / "a.zip").write_bytes(b"x" * 2048)
+    (cache.cache_dir() / "downloads").mkdir()
+    (cache.cache_dir() / "downloads" / "a.zip").write_bytes(b"x" * 2048)
     assert main(["doctor"]) == 0
-    assert f"Cache             {config.cache_dir()} (2.0 KB; `brainlab cache` for details)" in capsys.readouterr().out
+    assert f"Cache             {cache.cache_dir()} (2.0 KB; `brainlab cache` for details)" in capsys.readouterr().out

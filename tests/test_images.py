@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from brainlab import audit, data, images
+from brainlab import data, images
+from brainlab.audit import thumbnails
 from conftest import brain_like, make_dataset
 
 SIDE = 48
@@ -36,8 +37,8 @@ def _deep_file(tmp_path, mode: str):
 @pytest.mark.parametrize("mode", ["I;16", "I;16B", "I", "F"])
 def test_loader_and_audit_read_a_deep_image_identically(tmp_path, mode):
     path = _deep_file(tmp_path, mode)
-    loaded = data.read_image(path, channels=1)[..., 0]  # native size: no resize
-    thumb, size, _ = audit.read_thumbnail(path.read_bytes(), size=SIDE)  # same size: no resize either
+    loaded = images.read_image(path, channels=1)[..., 0]  # native size: no resize
+    thumb, size, _ = thumbnails.read_thumbnail(path.read_bytes(), size=SIDE)  # same size: no resize either
     assert size == (SIDE, SIDE)
     np.testing.assert_array_equal(loaded, thumb)
     expected = np.round((DEEP - DEEP.min()) / float(DEEP.max() - DEEP.min()) * 255).astype(np.uint8)
@@ -77,7 +78,7 @@ def test_loader_audit_and_doctor_give_the_same_reason_for_a_bad_file(tmp_path):
     for name, content in bad.items():
         (folder / name).write_bytes(content)
     loaded = dict(data.load_split("Training", root, image_size=16, progress=False).skipped)
-    inventoried = dict(audit.inventory(root, progress=False).unreadable)
+    inventoried = dict(thumbnails.inventory(root, progress=False).unreadable)
     checked = {f"Training/glioma_tumor/{name}": images.check_image(folder / name) for name in bad}
     assert loaded == inventoried == checked
     assert "truncated" in checked["Training/glioma_tumor/truncated.jpg"]
@@ -85,7 +86,7 @@ def test_loader_audit_and_doctor_give_the_same_reason_for_a_bad_file(tmp_path):
     assert checked["Training/glioma_tumor/notes.png"].startswith("not an image")
     assert images.check_image(folder / "img1.jpg") is None
     with pytest.raises(images.UnreadableImageError, match="truncated.jpg: truncated"):
-        data.read_image(folder / "truncated.jpg")  # one clear message, and still an OSError for old callers
+        images.read_image(folder / "truncated.jpg")  # one clear message, and still an OSError for old callers
     assert issubclass(images.UnreadableImageError, OSError)
 
 
@@ -100,5 +101,5 @@ def test_pixel_hash_sees_what_the_loader_sees(tmp_path):
         buffer = io.BytesIO()
         im.save(buffer, "PNG")
         encoded.append(buffer.getvalue())
-    hashes = [audit.read_thumbnail(b, size=20, pixel_hash=True)[2] for b in encoded]
+    hashes = [thumbnails.read_thumbnail(b, size=20, pixel_hash=True)[2] for b in encoded]
     assert hashes[0] == hashes[1]

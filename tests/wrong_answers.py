@@ -128,7 +128,7 @@ size_accuracy = size_model.score(training_files[features], training_files["class
 majority_accuracy = float((testing_files["class"] == testing_files["class"].value_counts().idxmax()).mean())""",
         "c13": ["""image = np.asarray(image, dtype=np.float32)
 gray = (image.mean(axis=-1) if image.ndim == 3 else image).round().astype(np.uint8)
-head = gray > audit.otsu_threshold(gray)
+head = gray > otsu_threshold(gray)
 total = float(np.sum(heatmap))
 return float(np.mean(heatmap[head])) if total > 0 else float("nan")  # mean heat on the head, not its share""",
                 """images = official.test.images

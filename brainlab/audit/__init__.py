@@ -15,8 +15,9 @@ the model. This package looks at the files themselves, before any model:
    these alone predict the label (a small decision tree trained on ``Training``, scored on
    ``Testing``). A model can learn these cues instead of anatomy.
 5. **A copy-free split**: train / validation / test, stratified by class, seeded, in which no
-   duplicate group straddles two parts (see :func:`clean_split`). It keeps copies of one image
-   together, not one patient's neighbouring slices, which the dataset does not identify.
+   duplicate group straddles two parts (see :func:`~brainlab.audit.groups.clean_split`). It keeps
+   copies of one image together, not one patient's neighbouring slices, which the dataset does
+   not identify.
 
 ``run_audit(root, out_dir)`` does all of it and writes tables (CSV), ``summary.json``,
 ``summary.md``, figures (PNG) and ``clean_split.csv``, which
@@ -28,7 +29,7 @@ Where each part lives:
 - :mod:`~brainlab.audit.thumbnails`: every file read once, to a small thumbnail, and the views
   (crops, detail, NCC vectors) compared;
 - :mod:`~brainlab.audit.matching`: exact and near copies, within one set of thumbnails or of one
-  set against another (:func:`match_sets`);
+  set against another (:func:`~brainlab.audit.matching.match_sets`);
 - :mod:`~brainlab.audit.groups`: duplicate groups, cross-split leaks, label conflicts, the clean split;
 - :mod:`~brainlab.audit.shortcuts`: what sizes and file sizes give away;
 - :mod:`~brainlab.audit.within`: the audit of one dataset, end to end (:func:`audit_dataset`);
@@ -36,44 +37,23 @@ Where each part lives:
 - :mod:`~brainlab.audit.across`: one dataset against another (:func:`audit_across`,
   :func:`run_audit_across`): which images of B copy images of A, and B's images without a copy
   (an external test set, ``external_manifest.csv``).
+
+The package offers the entry points above; the steps and their tuning constants (thresholds,
+thumbnail sizes) stay in the part that uses them, and the head's box (``content_box``,
+``otsu_threshold``) in :mod:`brainlab.images`, which owns it.
 """
 from __future__ import annotations
 
-from brainlab.audit.across import COPY_COLUMNS, CrossAudit, audit_across, run_audit_across, \
-    summary_markdown_across
-from brainlab.audit.groups import PARTS, clean_split, count_table, duplicate_groups, mark_files, pair_table, \
-    write_manifest
-from brainlab.audit.matching import ALIGN_GATE, CANDIDATE_SIZE, COARSE_BLUR, COARSE_CROPS, COARSE_SIZE, \
-    COARSE_THRESHOLD, FINE_SIZE, FINE_STEPS, MAX_CUT, NEAR_THRESHOLD, NEIGHBOURS, align, box_cuts, candidate_pairs, \
-    coarse_scores, cross_candidate_pairs, detail_score, exact_duplicate_pairs, match_sets, near_duplicate_pairs, \
-    pair_frame, split_cuts
-from brainlab.audit.report import borderline_pairs, example_pairs, pair_figure, run_audit, size_figure, \
-    summary_markdown
-from brainlab.audit.shortcuts import FILE_FEATURES, SIZE_FEATURES, shortcut_accuracy, shortcut_table
-from brainlab.audit.thumbnails import DETAIL_BLUR, DETAIL_NORM, THUMB_SIZE, Inventory, \
-    crop_grid, crop_view, crop_views, detail_view, inventory, read_thumbnail, resize_matrix, shrink, \
-    unit
+from brainlab.audit.across import CrossAudit, audit_across, run_audit_across
+from brainlab.audit.groups import write_manifest
+from brainlab.audit.report import pair_figure, run_audit, size_figure
 from brainlab.audit.within import AuditResult, audit_dataset
-from brainlab.images import BOX_QUANTILE, content_box, otsu_threshold  # the head's box: images owns it
 
 __all__ = [
-    # settings
-    "ALIGN_GATE", "BOX_QUANTILE", "CANDIDATE_SIZE", "COARSE_BLUR", "COARSE_CROPS", "COARSE_SIZE", "COARSE_THRESHOLD",
-    "DETAIL_BLUR", "DETAIL_NORM", "FILE_FEATURES", "FINE_SIZE", "FINE_STEPS", "MAX_CUT", "NEAR_THRESHOLD",
-    "NEIGHBOURS", "PARTS", "SIZE_FEATURES", "THUMB_SIZE",
-    # the whole audit
-    "AuditResult", "audit_dataset", "run_audit", "summary_markdown",
-    # across two datasets
-    "COPY_COLUMNS", "CrossAudit", "audit_across", "run_audit_across", "summary_markdown_across",
-    # thumbnails
-    "Inventory", "content_box", "crop_grid", "crop_view", "crop_views", "detail_view", "inventory", "otsu_threshold",
-    "read_thumbnail", "resize_matrix", "shrink", "unit",
-    # matching
-    "align", "box_cuts", "candidate_pairs", "coarse_scores", "cross_candidate_pairs", "detail_score",
-    "exact_duplicate_pairs", "match_sets", "near_duplicate_pairs", "pair_frame", "split_cuts",
-    # groups, shortcuts and the clean split
-    "clean_split", "count_table", "duplicate_groups", "mark_files", "pair_table", "shortcut_accuracy",
-    "shortcut_table", "write_manifest",
-    # figures
-    "borderline_pairs", "example_pairs", "pair_figure", "size_figure",
+    # one dataset: results as tables, or everything written to a folder
+    "AuditResult", "audit_dataset", "run_audit",
+    # one dataset against another
+    "CrossAudit", "audit_across", "run_audit_across",
+    # what a notebook shows and keeps
+    "pair_figure", "size_figure", "write_manifest",
 ]

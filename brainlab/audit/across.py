@@ -28,7 +28,7 @@ from brainlab.audit.matching import COARSE_THRESHOLD, NEAR_THRESHOLD, NEIGHBOURS
 from brainlab.audit.thumbnails import inventory
 from brainlab.errors import BrainlabError
 
-__all__ = ["COPY_COLUMNS", "CrossAudit", "audit_across", "run_audit_across", "summary_markdown_across"]
+__all__ = ["COPY_COLUMNS", "CrossAudit", "audit_across", "run_audit_across"]
 
 COPY_COLUMNS = ["path_b", "path_a", "kind", "score"]  # then class_b, class_a, split_a, label_disagrees
 
@@ -170,7 +170,7 @@ def _summary(root_a, root_b, spec_a, spec_b, splits_a, splits_b, fa, files_b, co
     }
 
 
-def summary_markdown_across(result: CrossAudit) -> str:
+def _summary_markdown_across(result: CrossAudit) -> str:
     """A short human summary of the audit across two datasets, in Markdown."""
     s = result.summary
     a, b = s["dataset_a"], s["dataset_b"]
@@ -229,4 +229,4 @@ def run_audit_across(root_a, root_b, out_dir, pixel_hash: bool = False, progress
         "label_disagreements.png": pair_figure(roots, copies[copies["label_disagrees"]].drop_duplicates("path_b"),
                                                "Copies filed under different classes in A and B (red names)"),
     }
-    return write_figures_and_summary(out, figures, result.summary, summary_markdown_across(result))
+    return write_figures_and_summary(out, figures, result.summary, _summary_markdown_across(result))

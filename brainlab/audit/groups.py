@@ -84,7 +84,7 @@ def mark_files(files: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
 
 def count_table(files: pd.DataFrame) -> pd.DataFrame:
     """Per split and class: images, and how many take part in exact copies, near copies, leaks, conflicts."""
-    order = [s for s in datasets.SPLITS if s in set(files["split"])]
+    order = [s for s in datasets.SPLIT_FOLDERS if s in set(files["split"])]
     table = (files.groupby(["split", "class"])
              .agg(images=("path", "size"), exact=("exact", "sum"), near=("near", "sum"),
                   cross_split=("cross_split", "sum"), label_conflict=("label_conflict", "sum"))

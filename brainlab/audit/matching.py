@@ -55,30 +55,28 @@ from threadpoolctl import threadpool_limits
 
 from brainlab.audit.thumbnails import THUMB_SIZE, crop_view, crop_views, detail_view, shrink, unit
 
-__all__ = ["ALIGN_GATE", "CANDIDATE_SIZE", "COARSE_BLUR", "COARSE_CROPS", "COARSE_SIZE", "COARSE_THRESHOLD",
-           "FINE_SIZE", "FINE_STEPS", "MAX_CUT", "NEAR_THRESHOLD", "NEIGHBOURS", "align", "box_cuts",
-           "candidate_pairs", "coarse_scores", "cross_candidate_pairs", "detail_score", "exact_duplicate_pairs",
-           "match_sets", "near_duplicate_pairs", "pair_frame", "split_cuts"]
+__all__ = ["COARSE_THRESHOLD", "NEAR_THRESHOLD", "NEIGHBOURS", "align", "exact_duplicate_pairs", "match_sets",
+           "near_duplicate_pairs", "pair_frame", "split_cuts"]
 
-CANDIDATE_SIZE = 8  # side of the thumbnails that pick candidate pairs
-COARSE_SIZE = 32  # side of the thumbnails compared over the grid of crops
-FINE_SIZE = 64  # side of the thumbnails of the final check
+_CANDIDATE_SIZE = 8  # side of the thumbnails that pick candidate pairs
+_COARSE_SIZE = 32  # side of the thumbnails compared over the grid of crops
+_FINE_SIZE = 64  # side of the thumbnails of the final check
 NEIGHBOURS = 10  # candidates per image and view
-COARSE_CROPS = (0.0, 0.04, 0.08)  # fraction cut from each side in the coarse search
-COARSE_BLUR = 0.7  # Gaussian blur (pixels at 32x32) that makes the coarse score forgiving
+_COARSE_CROPS = (0.0, 0.04, 0.08)  # fraction cut from each side in the coarse search
+_COARSE_BLUR = 0.7  # Gaussian blur (pixels at 32x32) that makes the coarse score forgiving
 COARSE_THRESHOLD = 0.95  # pairs below this after the coarse search are not checked further
-FINE_STEPS = (0.02, 0.01, 0.005)  # refinement of the best crop, per side, in three rounds
-MAX_CUT = 0.3  # no crop cuts more than this from a side
-ALIGN_GATE = 0.9  # pairs whose NCC at 64x64 stays below this after alignment are different images
+_FINE_STEPS = (0.02, 0.01, 0.005)  # refinement of the best crop, per side, in three rounds
+_MAX_CUT = 0.3  # no crop cuts more than this from a side
+_ALIGN_GATE = 0.9  # pairs whose NCC at 64x64 stays below this after alignment are different images
 NEAR_THRESHOLD = 0.91  # detail NCC from which a pair counts as a near-duplicate
 # The type of every column a table of pairs may have: it keeps them when empty, and so through pd.concat.
-PAIR_TYPES = {"a": "int64", "b": "int64", "kind": "str", "coarse": "float64", "aligned": "float64",
+_PAIR_TYPES = {"a": "int64", "b": "int64", "kind": "str", "coarse": "float64", "aligned": "float64",
               "score": "float64", "near": "bool"}
 
 
 def pair_frame(rows=(), columns=("a", "b", "kind", "score")) -> pd.DataFrame:
-    """A table of image pairs whose columns have their types (:data:`PAIR_TYPES`), with rows or without."""
-    return pd.DataFrame(list(rows), columns=list(columns)).astype({c: PAIR_TYPES[c] for c in columns})
+    """A table of image pairs whose columns have their types (:data:`_PAIR_TYPES`), with rows or without."""
+    return pd.DataFrame(list(rows), columns=list(columns)).astype({c: _PAIR_TYPES[c] for c in columns})
 
 
 # ----------------------------------------------------------------------------- lining two images up
@@ -93,7 +91,7 @@ def split_cuts(cuts) -> tuple[tuple, tuple]:
     return tuple(max(c, 0.0) for c in cuts), tuple(max(-c, 0.0) for c in cuts)
 
 
-def box_cuts(box_a, box_b) -> tuple[float, float, float, float]:
+def _box_cuts(box_a, box_b) -> tuple[float, float, float, float]:
     """Signed cuts that make the head boxes of two images line up (see :func:`split_cuts`)."""
     out = []
     for lo in (0, 1):  # the horizontal axis (left, right), then the vertical one (top, bottom)
@@ -103,13 +101,13 @@ def box_cuts(box_a, box_b) -> tuple[float, float, float, float]:
         x1 = x0 + width
         out.append((x0 if x0 >= 0 else x0 / width, 1 - x1 if x1 <= 1 else (1 - x1) / width))
     (left, right), (top, bottom) = out
-    return tuple(float(np.clip(c, -MAX_CUT, MAX_CUT)) for c in (left, top, right, bottom))
+    return tuple(float(np.clip(c, -_MAX_CUT, _MAX_CUT)) for c in (left, top, right, bottom))
 
 
 # ----------------------------------------------------------------------------- near-duplicates
 
 
-def candidate_pairs(thumbs: np.ndarray, boxes: np.ndarray, neighbours: int = NEIGHBOURS) -> np.ndarray:
+def _candidate_pairs(thumbs: np.ndarray, boxes: np.ndarray, neighbours: int = NEIGHBOURS) -> np.ndarray:
     """``(M, 2)`` index pairs (i < j) worth a closer look: each image's nearest images at 8x8.
 
     Two views are used: the whole frame, and the head's bounding box (which lines up copies that
@@ -125,9 +123,9 @@ def candidate_pairs(thumbs: np.ndarray, boxes: np.ndarray, neighbours: int = NEI
     return np.unique(pairs, axis=0)
 
 
-def cross_candidate_pairs(thumbs_a: np.ndarray, boxes_a: np.ndarray, thumbs_b: np.ndarray, boxes_b: np.ndarray,
+def _cross_candidate_pairs(thumbs_a: np.ndarray, boxes_a: np.ndarray, thumbs_b: np.ndarray, boxes_b: np.ndarray,
                           neighbours: int = NEIGHBOURS) -> np.ndarray:
-    """``(M, 2)`` pairs (index in A, index in B) worth a closer look, as :func:`candidate_pairs` picks them.
+    """``(M, 2)`` pairs (index in A, index in B) worth a closer look, as :func:`_candidate_pairs` picks them.
 
     Each image of B has its nearest images of A as candidates, and each image of A its nearest
     images of B, in both views.
@@ -144,7 +142,7 @@ def cross_candidate_pairs(thumbs_a: np.ndarray, boxes_a: np.ndarray, thumbs_b: n
 
 def _candidate_views(thumbs: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Unit vectors of the whole frame and of the head box of every thumbnail, at 8x8."""
-    s = CANDIDATE_SIZE
+    s = _CANDIDATE_SIZE
     whole = unit(shrink(thumbs, s))
     boxed = np.stack([crop_view(t, b, s) for t, b in zip(thumbs, boxes)])
     return whole, boxed
@@ -163,10 +161,10 @@ def _nearest(query: np.ndarray, reference: np.ndarray, k: int, same_set: bool = 
     return np.concatenate(pairs)
 
 
-def coarse_scores(thumbs: np.ndarray, boxes: np.ndarray, pairs: np.ndarray):
+def _coarse_scores(thumbs: np.ndarray, boxes: np.ndarray, pairs: np.ndarray):
     """Best NCC of each pair over the grid of crops, at 32x32, blurred.
 
-    The blur (:data:`COARSE_BLUR`) makes the score forgiving: the grid's crops are up to half a
+    The blur (:data:`_COARSE_BLUR`) makes the score forgiving: the grid's crops are up to half a
     step away from the true crop, and without blur a misalignment of 2% of the side already
     drops the NCC of two copies to about 0.77.
 
@@ -174,11 +172,11 @@ def coarse_scores(thumbs: np.ndarray, boxes: np.ndarray, pairs: np.ndarray):
     cropped by ``crop`` (left, top, right, bottom), 1 the second one, and 2 that both were cut to
     their head boxes.
     """
-    n, size = len(thumbs), COARSE_SIZE
+    n, size = len(thumbs), _COARSE_SIZE
     small = shrink(thumbs, THUMB_SIZE // 2)  # 64x64: enough detail for 32x32 crops
-    plain = np.stack([crop_view(t, (0, 0, 0, 0), size, COARSE_BLUR) for t in small])
-    boxed = np.stack([crop_view(t, b, size, COARSE_BLUR) for t, b in zip(small, boxes)])
-    grid = list(itertools.product(COARSE_CROPS, COARSE_CROPS))  # (start, end) cuts of one axis
+    plain = np.stack([crop_view(t, (0, 0, 0, 0), size, _COARSE_BLUR) for t in small])
+    boxed = np.stack([crop_view(t, b, size, _COARSE_BLUR) for t, b in zip(small, boxes)])
+    grid = list(itertools.product(_COARSE_CROPS, _COARSE_CROPS))  # (start, end) cuts of one axis
     crops = [(l, t, r, b) for (t, b) in grid for (l, r) in grid]  # same order as crop_views
     # look both ways: (i, j) with i cropped, and (j, i) with j cropped
     directed = np.concatenate([pairs, pairs[:, ::-1]])
@@ -190,7 +188,7 @@ def coarse_scores(thumbs: np.ndarray, boxes: np.ndarray, pairs: np.ndarray):
         rows = order[starts[i]:starts[i + 1]]
         if len(rows) == 0:
             continue
-        scores = crop_views(small[i], grid, grid, size, COARSE_BLUR) @ plain[directed[rows, 1]].T
+        scores = crop_views(small[i], grid, grid, size, _COARSE_BLUR) @ plain[directed[rows, 1]].T
         best_crop[rows] = scores.argmax(0)
         best[rows] = scores.max(0)
     m = len(pairs)
@@ -212,9 +210,10 @@ def align(thumb_a: np.ndarray, thumb_b: np.ndarray, cuts=(0.0, 0.0, 0.0, 0.0)):
     """
     cuts = list(cuts)
     best = -1.0
-    for step in FINE_STEPS:
+    for step in _FINE_STEPS:
         for first, second in ((1, 3), (0, 2)):  # (top, bottom), then (left, right)
-            options = [(min(max(cuts[first] + d1, -MAX_CUT), MAX_CUT), min(max(cuts[second] + d2, -MAX_CUT), MAX_CUT))
+            options = [(min(max(cuts[first] + d1, -_MAX_CUT), _MAX_CUT),
+                        min(max(cuts[second] + d2, -_MAX_CUT), _MAX_CUT))
                        for d1 in (-step, 0.0, step) for d2 in (-step, 0.0, step)]
             crop_a, crop_b = split_cuts(cuts)
             views = []
@@ -222,20 +221,20 @@ def align(thumb_a: np.ndarray, thumb_b: np.ndarray, cuts=(0.0, 0.0, 0.0, 0.0)):
                 moving = [(max(sign * c1, 0.0), max(sign * c2, 0.0)) for c1, c2 in options]
                 distinct = sorted(set(moving))  # often one: the other image is not cut on this axis
                 if first == 1:  # rows move, columns stay
-                    found = crop_views(thumb, distinct, [(fixed[0], fixed[2])], FINE_SIZE)
+                    found = crop_views(thumb, distinct, [(fixed[0], fixed[2])], _FINE_SIZE)
                 else:
-                    found = crop_views(thumb, [(fixed[1], fixed[3])], distinct, FINE_SIZE)
+                    found = crop_views(thumb, [(fixed[1], fixed[3])], distinct, _FINE_SIZE)
                 views.append(found[[distinct.index(m) for m in moving]])
             scores = np.einsum("kd,kd->k", *views)
             k = int(scores.argmax())
             cuts[first], cuts[second] = options[k]
             best = float(scores[k])
-        if best < ALIGN_GATE:
+        if best < _ALIGN_GATE:
             break
     return best, tuple(cuts)
 
 
-def detail_score(thumb_a: np.ndarray, thumb_b: np.ndarray, cuts) -> float:
+def _detail_score(thumb_a: np.ndarray, thumb_b: np.ndarray, cuts) -> float:
     """NCC of the fine detail (:func:`detail_view`) of two images lined up by ``cuts``, at 128x128."""
     crop_a, crop_b = split_cuts(cuts)
     return float(detail_view(thumb_a, crop_a) @ detail_view(thumb_b, crop_b))
@@ -253,7 +252,7 @@ def near_duplicate_pairs(thumbs: np.ndarray, boxes: np.ndarray, threshold: float
     # Thousands of small matrix products: threads of the BLAS library cost more than they save,
     # and on a busy machine much more (measured: 10x slower with 2 threads on 2 shared cores).
     with threadpool_limits(1, user_api="blas"):
-        pairs = candidate_pairs(thumbs, boxes)
+        pairs = _candidate_pairs(thumbs, boxes)
         return _score_pairs(thumbs, boxes, pairs, threshold, progress)
 
 
@@ -263,11 +262,11 @@ def match_sets(thumbs_a: np.ndarray, boxes_a: np.ndarray, thumbs_b: np.ndarray, 
 
     The same sieves, settings and scores as :func:`near_duplicate_pairs` (a pair scores the same
     whether its two images sit in one set or in two), with candidates taken across the sets only
-    (:func:`cross_candidate_pairs`). Returns the same columns; ``a`` indexes A and ``b`` indexes B.
+    (:func:`_cross_candidate_pairs`). Returns the same columns; ``a`` indexes A and ``b`` indexes B.
     """
     n_a = len(thumbs_a)
     with threadpool_limits(1, user_api="blas"):
-        pairs = cross_candidate_pairs(thumbs_a, boxes_a, thumbs_b, boxes_b)
+        pairs = _cross_candidate_pairs(thumbs_a, boxes_a, thumbs_b, boxes_b)
         out = _score_pairs(np.concatenate([thumbs_a, thumbs_b]), np.concatenate([boxes_a, boxes_b]).reshape(-1, 4),
                            pairs + np.array([0, n_a]), threshold, progress)
     out["b"] -= n_a
@@ -280,14 +279,14 @@ def _score_pairs(thumbs: np.ndarray, boxes: np.ndarray, pairs: np.ndarray, thres
     columns = ["a", "b", "coarse", "aligned", "score", "near"]
     if len(pairs) == 0:
         return pair_frame(columns=columns)
-    coarse, direction, crop = coarse_scores(thumbs, boxes, pairs)
+    coarse, direction, crop = _coarse_scores(thumbs, boxes, pairs)
     keep = np.flatnonzero(coarse >= COARSE_THRESHOLD)
 
     def check(k):
         a, b = pairs[k]
-        start = {0: crop[k], 1: -crop[k], 2: box_cuts(boxes[a], boxes[b])}[direction[k]]
+        start = {0: crop[k], 1: -crop[k], 2: _box_cuts(boxes[a], boxes[b])}[direction[k]]
         aligned, cuts = align(thumbs[a], thumbs[b], tuple(start))
-        score = detail_score(thumbs[a], thumbs[b], cuts) if aligned >= ALIGN_GATE else np.nan
+        score = _detail_score(thumbs[a], thumbs[b], cuts) if aligned >= _ALIGN_GATE else np.nan
         return a, b, float(coarse[k]), aligned, score
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # NumPy releases the GIL

@@ -17,8 +17,7 @@ from brainlab.audit.groups import write_manifest
 from brainlab.audit.matching import NEAR_THRESHOLD
 from brainlab.audit.within import AuditResult, audit_dataset
 
-__all__ = ["borderline_pairs", "example_pairs", "pair_figure", "run_audit", "size_figure", "summary_markdown",
-           "write_figures_and_summary"]
+__all__ = ["borderline_pairs", "pair_figure", "run_audit", "size_figure", "write_figures_and_summary"]
 
 
 # ----------------------------------------------------------------------------- figures
@@ -75,7 +74,7 @@ def _one_per_group(pairs: pd.DataFrame, group_of: dict) -> pd.DataFrame:
     return ordered.drop_duplicates("_group").drop(columns="_group")
 
 
-def example_pairs(pairs: pd.DataFrame, group_of: dict, n: int = 6) -> pd.DataFrame:
+def _example_pairs(pairs: pd.DataFrame, group_of: dict, n: int = 6) -> pd.DataFrame:
     """Up to ``n`` pairs worth a look, each from another group: label conflicts, cross-split and
     within-split near-duplicates in about equal numbers (then exact copies), least similar first."""
     pairs = pairs.sort_values("score", kind="stable")
@@ -117,7 +116,7 @@ def size_figure(files: pd.DataFrame, shortcut: dict | None = None) -> "Figure":
     from matplotlib.lines import Line2D
     from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 
-    splits = [s for s in datasets.SPLITS if s in set(files["split"])]
+    splits = [s for s in datasets.SPLIT_FOLDERS if s in set(files["split"])]
     classes = [c for c in datasets.CLASS_NAMES if c in set(files["class"])]
     fig = Figure(figsize=(10.0, 4.2), layout="constrained")
     axes = fig.subplots(1, len(splits) + 1, squeeze=False)[0]
@@ -155,7 +154,7 @@ def size_figure(files: pd.DataFrame, shortcut: dict | None = None) -> "Figure":
 # ----------------------------------------------------------------------------- writing it all down
 
 
-def summary_markdown(result: AuditResult) -> str:
+def _summary_markdown(result: AuditResult) -> str:
     """A short human summary of the audit, in Markdown."""
     s = result.summary
     t = s["totals"]
@@ -232,7 +231,7 @@ def run_audit(root, out_dir, seed: int = config.DEFAULT_SEED, progress: bool = T
     pairs = result.pairs
     group_of = dict(zip(result.files["path"], result.files["group"]))
     figures = {
-        "duplicate_pairs.png": pair_figure(result.root, example_pairs(pairs, group_of),
+        "duplicate_pairs.png": pair_figure(result.root, _example_pairs(pairs, group_of),
                                            "Duplicate pairs: a label conflict, cross-split and within-split copies"),
         "borderline_pairs.png": pair_figure(result.root, borderline_pairs(result.checked),
                                             f"Near the threshold ({NEAR_THRESHOLD}): "
@@ -241,7 +240,7 @@ def run_audit(root, out_dir, seed: int = config.DEFAULT_SEED, progress: bool = T
                                            "Copies filed under different classes (red names)"),
         "size_shortcut.png": size_figure(result.files, result.summary.get("shortcut")),
     }
-    return write_figures_and_summary(out, figures, result.summary, summary_markdown(result))
+    return write_figures_and_summary(out, figures, result.summary, _summary_markdown(result))
 
 
 def write_figures_and_summary(out: Path, figures: dict, summary: dict, markdown: str) -> dict:

@@ -5,7 +5,7 @@ Every image is decoded once, small (through :func:`brainlab.images.decode`: a JP
 whole frame (the aspect ratio is not kept: copies are compared frame to frame), with the box that
 frames the head (:func:`content_box`). :func:`inventory` does it for a whole dataset folder.
 
-The views are built with matrices (:func:`resize_matrix`): a crop, resize and blur of a
+The views are built with matrices (:func:`_resize_matrix`): a crop, resize and blur of a
 thumbnail is two matrix products, so thousands of crops cost little. :func:`unit` turns a view
 into a vector whose dot product with another is their normalised correlation (NCC).
 """
@@ -25,13 +25,12 @@ from PIL import Image
 from brainlab import datasets, images
 from brainlab.images import content_box
 
-__all__ = ["DETAIL_BLUR", "DETAIL_NORM", "THUMB_SIZE", "Inventory", "crop_grid",
-           "crop_view", "crop_views", "detail_view", "inventory", "read_thumbnail",
-           "resize_matrix", "shrink", "unit"]
+__all__ = ["THUMB_SIZE", "Inventory", "crop_view", "crop_views", "detail_view", "inventory", "read_thumbnail",
+           "shrink", "unit"]
 
 THUMB_SIZE = 128  # side of the whole-frame grayscale thumbnail kept for every image
-DETAIL_BLUR = (1.0, 3.0)  # the band of the detail view: Gaussians (pixels at 128x128) subtracted
-DETAIL_NORM = 4.0  # the detail is divided by its local strength, averaged over this Gaussian (pixels)
+_DETAIL_BLUR = (1.0, 3.0)  # the band of the detail view: Gaussians (pixels at 128x128) subtracted
+_DETAIL_NORM = 4.0  # the detail is divided by its local strength, averaged over this Gaussian (pixels)
 
 
 # ----------------------------------------------------------------------------- reading files
@@ -114,7 +113,7 @@ def inventory(root, pixel_hash: bool = False, progress: bool = True,
 
 
 @lru_cache(maxsize=16384)
-def resize_matrix(n_in: int, n_out: int, cut_start: float = 0.0, cut_end: float = 0.0,
+def _resize_matrix(n_in: int, n_out: int, cut_start: float = 0.0, cut_end: float = 0.0,
                   blur: float = 0.0) -> np.ndarray:
     """``(n_out, n_in)`` matrix that crops a line of ``n_in`` pixels, shrinks it to ``n_out`` and blurs it.
 
@@ -145,12 +144,12 @@ def unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-6)
 
 
-def crop_grid(thumb: np.ndarray, crops_y, crops_x, size: int, blur: float = 0.0) -> np.ndarray:
+def _crop_grid(thumb: np.ndarray, crops_y, crops_x, size: int, blur: float = 0.0) -> np.ndarray:
     """``(P, Q, size, size)`` crops of ``thumb``: rows cut by ``crops_y[p]``, columns by ``crops_x[q]``."""
     n = thumb.shape[-1]
     # rounding lets nearby searches share the cached matrices
-    rows = np.concatenate([resize_matrix(n, size, round(t, 4), round(b, 4), blur) for t, b in crops_y])
-    cols = np.concatenate([resize_matrix(n, size, round(l, 4), round(r, 4), blur) for l, r in crops_x])
+    rows = np.concatenate([_resize_matrix(n, size, round(t, 4), round(b, 4), blur) for t, b in crops_y])
+    cols = np.concatenate([_resize_matrix(n, size, round(l, 4), round(r, 4), blur) for l, r in crops_x])
     thumb = thumb.astype(np.float32, copy=False)
     # two plain matrix products give every crop at once, (P*size, Q*size); the side with fewer
     # crops goes first, which saves most of the work when one side has a single crop
@@ -164,7 +163,7 @@ def crop_views(thumb: np.ndarray, crops_y, crops_x, size: int, blur: float = 0.0
     Returns ``(len(crops_y) * len(crops_x), size * size)`` unit vectors (see :func:`unit`),
     row crops varying slowest.
     """
-    return unit(crop_grid(thumb, crops_y, crops_x, size, blur)).reshape(-1, size * size)
+    return unit(_crop_grid(thumb, crops_y, crops_x, size, blur)).reshape(-1, size * size)
 
 
 def crop_view(thumb: np.ndarray, box, size: int, blur: float = 0.0) -> np.ndarray:
@@ -188,10 +187,10 @@ def detail_view(thumb: np.ndarray, box, size: int = THUMB_SIZE) -> np.ndarray:
     then lets the faint structure inside the brain count as much as the bright rim of the
     skull, which neighbouring slices share almost exactly.
     """
-    (left, top, right, bottom), (fine, broad) = box, DETAIL_BLUR
-    light = crop_grid(thumb, [(top, bottom)], [(left, right)], size, fine)[0, 0]
-    heavy = crop_grid(thumb, [(top, bottom)], [(left, right)], size, broad)[0, 0]
+    (left, top, right, bottom), (fine, broad) = box, _DETAIL_BLUR
+    light = _crop_grid(thumb, [(top, bottom)], [(left, right)], size, fine)[0, 0]
+    heavy = _crop_grid(thumb, [(top, bottom)], [(left, right)], size, broad)[0, 0]
     band = light - heavy
-    smooth = resize_matrix(size, size, 0.0, 0.0, DETAIL_NORM)  # a Gaussian blur, as a matrix
+    smooth = _resize_matrix(size, size, 0.0, 0.0, _DETAIL_NORM)  # a Gaussian blur, as a matrix
     strength = np.sqrt(smooth @ (band * band) @ smooth.T)
     return unit(band / (strength + 0.1 * strength.mean() + 1e-6)).reshape(-1)
