@@ -7,15 +7,17 @@ The flow is one way::
 - :func:`find_data` decides which folder to use (argument, ``BRAINLAB_DATA``, cache, download).
 - :func:`scan` checks the folder layout and lists the image files, ignoring hidden clutter
   (it belongs to the catalogue, :mod:`brainlab.datasets`, which knows each dataset's layout).
-- :func:`read_image` decodes one file robustly (any mode, any size, EXIF rotation); it lives in
-  :mod:`brainlab.images`, the one place that decodes images.
+- Every file is decoded by :func:`brainlab.images.read_image` (any mode, any size, EXIF rotation), the
+  one place that decodes images.
 - :func:`load_split` / :func:`load_splits` decode every image once into memory (cached on disk
   for next time) and hand out :class:`ImageSet` objects; ``ImageSet.dataset()`` gives the
   ``tf.data.Dataset`` a model trains on. Images stay ``uint8`` until then: a model does its own
   preprocessing, so a loader never has to know which model it feeds.
 
 What a dataset is (its classes, counts, checksums, where to download it) is in
-:mod:`brainlab.datasets`; :data:`CLASS_NAMES` and :data:`SPLITS` here are the default dataset's.
+:mod:`brainlab.datasets`; :data:`CLASS_NAMES` and :data:`SPLIT_FOLDERS` here are the default
+dataset's. What the sets are called (``official-test``, ``clean-val`` ...) is
+:mod:`brainlab.protocols`' to say.
 """
 from __future__ import annotations
 
@@ -33,18 +35,19 @@ from pathlib import Path
 
 import numpy as np
 
-from brainlab import config, datasets
-from brainlab.datasets import CLASS_NAMES, SPLITS, DatasetSpec, ImageFile, Scan, scan
+from brainlab import config, datasets, protocols
+from brainlab import cache as _cache  # under another name: `cache` is the loaders' on/off argument
+from brainlab.datasets import CLASS_NAMES, SPLIT_FOLDERS, DatasetSpec, ImageFile, Scan, scan
 from brainlab.errors import BrainlabError, DataLayoutError, DataNotFoundError
 from brainlab.images import CROPS, IMAGE_SUFFIXES, UnreadableImageError, read_image
 
-__all__ = ["CLASS_NAMES", "MANIFEST_PARTS", "SPLITS", "ImageFile", "ImageSet", "Scan", "Splits", "find_data",
-           "load_labelled", "load_split", "load_splits", "protocol", "read_image", "read_manifest", "sample_dir",
+__all__ = ["CLASS_NAMES", "MANIFEST_PARTS", "SPLIT_FOLDERS", "ImageFile", "ImageSet", "Scan", "Splits", "find_data",
+           "load_labelled", "load_split", "load_splits", "protocol", "read_manifest", "sample_dir",
            "scan", "scan_class_folders"]
 
 # The parts a split manifest may name: a clean split's three, and "external" (images of another
 # dataset with no copy in the training dataset, written by ``brainlab audit --against``).
-MANIFEST_PARTS = ("train", "val", "test", "external")
+MANIFEST_PARTS = (*protocols.PARTS, protocols.EXTERNAL)
 
 
 # --------------------------------------------------------------------------- finding the data
@@ -96,10 +99,11 @@ def _checked(root: Path, where: str, spec: DatasetSpec) -> Path:
 class ImageSet:
     """Decoded images of one split, with the labels and the file each came from.
 
-    ``split`` names the protocol and part, e.g. ``"official-test"`` (a verified copy of the
-    dataset), ``"clean-val"`` (a manifest), ``"sample-test"`` (the bundled sample) or
-    ``"unverified-test"`` (any other folder; see :func:`protocol`), so every number computed
-    from this set can say where it came from.
+    ``split`` names the protocol and part (a :class:`~brainlab.protocols.ResultName` written out),
+    e.g. ``"official-test"`` (a verified copy of the dataset), ``"clean-val"`` (a manifest),
+    ``"sample-test"`` (the bundled sample) or ``"unverified-test"`` (any other folder; see
+    :func:`protocol`), so every number computed from this set can say where it came from. A set
+    read for an evaluation alone is named freely (:func:`load_labelled`).
     """
 
     split: str
@@ -185,10 +189,10 @@ def load_split(split: str = "Training", root=None, image_size: int = 128, channe
 
 
 def _load_split(split, root, protocol_name, image_size, channels, progress, cache, spec, crop) -> ImageSet:
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+    if split not in SPLIT_FOLDERS:
+        raise ValueError(f"split must be one of the split folders {SPLIT_FOLDERS}, not {split!r}")
     found = scan(root, splits=(split,), spec=spec)
-    name = f"{protocol_name}-{'train' if split == 'Training' else 'test'}"
+    name = str(protocols.ResultName(protocol_name, "train" if split == "Training" else "test"))
     return _decode(root, found.files, name, image_size, channels, progress, cache, crop,
                    set_aside=_relative(found.root, found.broken))
 
@@ -204,11 +208,8 @@ def _spec_of(root) -> DatasetSpec:
     return datasets.detect_spec(root, default=datasets.BRAIN_TUMOR)
 
 
-OFFICIAL, SAMPLE, UNVERIFIED = "official", "sample", "unverified"
-
-
 def protocol(root, spec: DatasetSpec | None = None) -> str:
-    """The first half of the split names of data read from ``root``.
+    """The protocol of data read from ``root``: the first half of its sets' names (see :mod:`brainlab.protocols`).
 
     - ``"sample"``: the bundled sample (a smoke test; its numbers mean little);
     - ``"official"``: a copy of the dataset that :func:`brainlab.datasets.verify` accepts (the
@@ -225,11 +226,11 @@ def protocol(root, spec: DatasetSpec | None = None) -> str:
     """
     root = Path(root)
     if root.resolve() == sample_dir().resolve():
-        return SAMPLE
+        return protocols.SAMPLE
     spec = spec or _spec_of(root)
     if spec is not datasets.BRAIN_TUMOR and spec.name in datasets.CATALOGUE:
         return spec.short_name or spec.name  # another collection: never "official" beside the paper
-    return OFFICIAL if _verifies(root, spec) else UNVERIFIED
+    return protocols.OFFICIAL if _verifies(root, spec) else protocols.UNVERIFIED
 
 
 def _verifies(root: Path, spec: DatasetSpec) -> bool:
@@ -245,7 +246,7 @@ def _verifies(root: Path, spec: DatasetSpec) -> bool:
     for f in found.files:
         st = f.path.stat()
         h.update(f"|{f.relpath}|{st.st_size}|{st.st_mtime_ns}".encode())
-    verdict_file = config.cache_dir() / "verified" / f"{h.hexdigest()[:24]}.json"
+    verdict_file = _cache.cache_dir() / "verified" / f"{h.hexdigest()[:24]}.json"
     try:
         return bool(json.loads(verdict_file.read_text())["ok"])
     except (OSError, ValueError, KeyError, TypeError):
@@ -291,8 +292,8 @@ def load_splits(root=None, image_size: int = 128, channels: int = 3, val_fractio
         raise BrainlabError(f"{root}/Training is too small to set {val_fraction:.0%} of it aside for validation with "
                             f"every class in both parts ({counts}; {exc}). Add images, or use the bundled "
                             "sample (quick mode).") from exc
-    return Splits(training.subset(np.sort(train_idx), f"{protocol_name}-train"),
-                  training.subset(np.sort(val_idx), f"{protocol_name}-val"), testing)
+    return Splits(training.subset(np.sort(train_idx), str(protocols.ResultName(protocol_name, "train"))),
+                  training.subset(np.sort(val_idx), str(protocols.ResultName(protocol_name, "val"))), testing)
 
 
 def read_manifest(path, root=None, *, parts=(), allow_outside: bool = False) -> list[tuple[str, str, str]]:
@@ -362,17 +363,17 @@ def read_manifest(path, root=None, *, parts=(), allow_outside: bool = False) -> 
 
 def _load_manifest(root, manifest: Path, image_size, channels, progress, cache, crop, allow_outside) -> Splits:
     rows = read_manifest(manifest)  # its parts first: an external manifest is refused as such
-    if any(s == "external" for _, _, s in rows):
+    if any(s == protocols.EXTERNAL for _, _, s in rows):
         raise BrainlabError(f"{manifest} lists external images (to evaluate a model on, not to train one): "
                             "use `brainlab evaluate --manifest` or brainlab.data.load_labelled(manifest=...).")
-    rows = read_manifest(manifest, root, parts=("train", "val", "test"), allow_outside=allow_outside)
-    name = manifest.stem.removesuffix("_split") or "manifest"
+    rows = read_manifest(manifest, root, parts=protocols.PARTS, allow_outside=allow_outside)
+    name = protocols.manifest_protocol(manifest)
     files = [ImageFile(Path(root) / rel, rel, rel.split("/", 1)[0], class_name, CLASS_NAMES.index(class_name))
              for rel, class_name, _ in rows]
     everything = _decode(Path(root), files, name, image_size, channels, progress, cache, crop)
     part_of = {rel: s for rel, _, s in rows}
     parts = np.array([part_of[p] for p in everything.paths])
-    return Splits(*(everything.subset(parts == s, f"{name}-{s}") for s in ("train", "val", "test")))
+    return Splits(*(everything.subset(parts == s, str(protocols.ResultName(name, s))) for s in protocols.PARTS))
 
 
 def scan_class_folders(root, spec: DatasetSpec | None = None,
@@ -391,7 +392,7 @@ def scan_class_folders(root, spec: DatasetSpec | None = None,
     if spec is None:
         spec = datasets.spec_for_folders(found)
     if spec is None:
-        splits_inside = [s for s in SPLITS if s in found]
+        splits_inside = [s for s in SPLIT_FOLDERS if s in found]
         if splits_inside:
             raise DataLayoutError(
                 f"{root} is a dataset folder ({', '.join(splits_inside)}/ inside), not a folder of class folders: "
@@ -450,7 +451,7 @@ def load_labelled(root, image_size: int = 128, channels: int = 3, *, manifest=No
                  for rel, class_name, part in rows]
     else:
         spec, files, broken = scan_class_folders(root)
-    name = name or f"external-{spec.short_name or spec.name}"
+    name = name or protocols.external_name(spec.short_name or spec.name)
     return _decode(root, files, name, image_size, channels, progress, cache, crop, set_aside=_relative(root, broken))
 
 
@@ -466,11 +467,11 @@ def _decode(root: Path, files: list[ImageFile], name: str, image_size: int, chan
     Past ``BRAINLAB_CACHE_MAX_MB`` the least recently used cache files are removed
     (``brainlab cache`` shows the cache, ``brainlab cache --clear`` empties it).
     """
-    max_bytes = config.cache_max_bytes() if cache else None  # a bad setting is refused before any work
+    max_bytes = _cache.cache_max_bytes() if cache else None  # a bad setting is refused before any work
     if crop not in CROPS:
         raise BrainlabError(f"Unknown crop {crop!r}: choose {' or '.join(CROPS)}.")
     key = _cache_key(files, image_size, channels, crop, set_aside)
-    cache_file = config.cache_dir() / "decoded" / f"{key}.npz"
+    cache_file = _cache.cache_dir() / "decoded" / f"{key}.npz"
     if cache and cache_file.is_file():
         try:
             with np.load(cache_file, allow_pickle=False) as z:
@@ -510,7 +511,7 @@ def _decode(root: Path, files: list[ImageFile], name: str, image_size: int, chan
     _report_skipped(skipped, name)
     if cache:
         _save_atomically(cache_file, result)
-        config.prune(cache_file.parent, max_bytes, keep=cache_file)
+        _cache.prune(cache_file.parent, max_bytes, keep=cache_file)
     return result
 
 

@@ -36,7 +36,7 @@ CLASS_NAMES = ("glioma_tumor", "meningioma_tumor", "no_tumor", "pituitary_tumor"
 # The dataset's split folders on disk (not protocols or parts: see brainlab.protocols).
 SPLIT_FOLDERS = ("Training", "Testing")
 # Clutter that operating systems and tools leave in folders; never treated as data.
-IGNORED_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini", "__MACOSX", ".ipynb_checkpoints"}
+_IGNORED_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini", "__MACOSX", ".ipynb_checkpoints"}
 
 
 @dataclass(frozen=True)
@@ -282,7 +282,7 @@ class Scan:
 
 def is_ignored(name: str) -> bool:
     """Hidden files and folders and OS clutter (``.DS_Store``, ``__MACOSX``, ...)."""
-    return name.startswith(".") or name in IGNORED_NAMES or name.startswith("._")
+    return name.startswith(".") or name in _IGNORED_NAMES or name.startswith("._")
 
 
 def _visible_dirs(folder: Path) -> list[Path]:

@@ -25,7 +25,8 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from brainlab import audit, data, datasets
-from brainlab.audit.groups import PARTS, clean_split, duplicate_groups
+from brainlab.audit.groups import clean_split, duplicate_groups
+from brainlab.protocols import PARTS
 from brainlab.audit.matching import NEAR_THRESHOLD, align, exact_duplicate_pairs, match_sets, split_cuts
 from brainlab.audit.shortcuts import shortcut_accuracy
 from brainlab.audit.thumbnails import inventory, read_thumbnail

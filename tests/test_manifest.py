@@ -94,4 +94,4 @@ def test_evaluate_refuses_a_repeated_row(root, tmp_path, capsys):
                  "--out", str(tmp_path / "ev")])
     err = capsys.readouterr().err
     assert code == 1 and "49 rows cannot be used" in err and "is listed on line 2 already" in err, err
-    assert not (tmp_path / "ev" / "metrics.json").exists()
+    assert not (tmp_path / "ev" / "evaluation.json").exists()

@@ -16,10 +16,10 @@ import pandas as pd
 
 from brainlab import config, datasets
 from brainlab.errors import BrainlabError
+from brainlab.protocols import PARTS
 
-__all__ = ["PARTS", "clean_split", "count_table", "duplicate_groups", "mark_files", "pair_table", "write_manifest"]
+__all__ = ["clean_split", "count_table", "duplicate_groups", "mark_files", "pair_table", "write_manifest"]
 
-PARTS = ("train", "val", "test")
 
 
 # ----------------------------------------------------------------------------- groups, leaks, conflicts

@@ -172,7 +172,7 @@ def _summary_markdown(result: AuditResult) -> str:
               f"- **Cross-split leaks**: {t['cross_split']} images sit in a group that spans splits "
               f"({s['groups']['cross_split']} groups)."]
     if "testing_with_copy_in_training" in s:
-        n_test = sum(v["images"] for v in s["per_split_class"].get("Testing", {}).values())
+        n_test = sum(v["images"] for v in s["per_split_class"].get(datasets.SPLIT_FOLDERS[1], {}).values())
         lines.append(f"  {s['testing_with_copy_in_training']} of {n_test} Testing images have a copy in Training "
                      f"({s['testing_with_exact_copy_in_training']} byte for byte).")
     lines.append(f"- **Label conflicts**: {s['groups']['label_conflict']} groups ({t['label_conflicts']} images) "

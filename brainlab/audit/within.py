@@ -16,12 +16,13 @@ import numpy as np
 import pandas as pd
 
 from brainlab import config, data, datasets
-from brainlab.audit.groups import PARTS, clean_split, count_table, mark_files, pair_table
+from brainlab.audit.groups import clean_split, count_table, mark_files, pair_table
 from brainlab.audit.matching import COARSE_THRESHOLD, NEAR_THRESHOLD, NEIGHBOURS, exact_duplicate_pairs, \
     near_duplicate_pairs, pair_frame
 from brainlab.audit.shortcuts import FILE_FEATURES, SIZE_FEATURES, shortcut_accuracy, shortcut_table
 from brainlab.audit.thumbnails import inventory
 from brainlab.errors import BrainlabError
+from brainlab.protocols import PARTS
 
 __all__ = ["AuditResult", "audit_dataset"]
 
@@ -125,8 +126,9 @@ def _summary(root, files: pd.DataFrame, pairs: pd.DataFrame, counts: pd.DataFram
         "method": {"near_threshold": NEAR_THRESHOLD, "score": "NCC of band-pass detail after alignment",
                    "coarse_threshold": COARSE_THRESHOLD, "neighbours": NEIGHBOURS},
     }
-    if {"Training", "Testing"} <= set(files["split"]):
-        train, test = files[files["split"] == "Training"], files[files["split"] == "Testing"]
+    training, testing = datasets.SPLIT_FOLDERS
+    if {training, testing} <= set(files["split"]):
+        train, test = files[files["split"] == training], files[files["split"] == testing]
         summary["testing_with_copy_in_training"] = int(test["cross_split"].sum())
         summary["testing_with_exact_copy_in_training"] = int(test["sha256"].isin(set(train["sha256"])).sum())
         summary["shortcut"] = {
