@@ -3,8 +3,9 @@ the confusion matrix, ROC curves and AUC, and a side-by-side comparison with the
 
 The flow is always the same: run the model once with :func:`predict`, then ask the
 :class:`Predictions` for whatever you need. Every metric is computed by scikit-learn, and
-every result says which split it came from (``"official-test"``, ``"clean-test"``,
-``"official-val"`` ...), because a number without its split cannot be trusted.
+every result says which split it came from, by its result name (``"official-test"``,
+``"clean-test"``, ``"official-val"`` ...: a protocol and a part, see :mod:`brainlab.protocols`),
+because a number without its split cannot be trusted.
 
 >>> preds = evaluate.predict(model, splits.test)      # an ImageSet from brainlab.data
 >>> evaluate.accuracy(preds)
@@ -13,7 +14,6 @@ every result says which split it came from (``"official-test"``, ``"clean-test"`
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from brainlab import paper
+from brainlab import paper, runs
 from brainlab.datasets import CLASS_NAMES
 
 __all__ = ["AVERAGE_ROWS", "MISSING", "Predictions", "REPORT_COLUMNS", "accuracy", "as_probabilities",
@@ -40,7 +40,8 @@ class Predictions:
     """What a model said about every image of one split, in the split's file order.
 
     ``probabilities`` has one row per image and one column per class (each row sums to 1);
-    ``y_true`` holds the true labels, ``paths`` the image files, ``split`` the split's name.
+    ``y_true`` holds the true labels, ``paths`` the image files, ``split`` the split's name
+    (its result name, :class:`brainlab.protocols.ResultName` written out, or an evaluation's own name).
     """
 
     probabilities: np.ndarray  # float, (N, n_classes)
@@ -122,8 +123,8 @@ def resolve_class_names(class_names=None, n_classes: int | None = None) -> tuple
 # softmax in float16 or bfloat16 (a model without a float32 output layer under mixed precision)
 # rounds every value: over 20,000 rows of 2 to 100 classes its rows summed to 1 within 0.0015
 # (float16) and 0.0033 (bfloat16), already beyond float32's 1e-3.
-SUM_TOLERANCE = {"float16": 5e-3, "bfloat16": 2e-2}
-DEFAULT_SUM_TOLERANCE = 1e-3
+_SUM_TOLERANCE = {"float16": 5e-3, "bfloat16": 2e-2}
+_DEFAULT_SUM_TOLERANCE = 1e-3
 
 
 def as_probabilities(outputs: np.ndarray) -> np.ndarray:
@@ -134,8 +135,8 @@ def as_probabilities(outputs: np.ndarray) -> np.ndarray:
     probabilities too, and their rows rescaled to sum to exactly 1.
     """
     outputs = np.asarray(outputs)
-    tolerance = SUM_TOLERANCE.get(outputs.dtype.name, DEFAULT_SUM_TOLERANCE)
-    low_precision = outputs.dtype.name in SUM_TOLERANCE
+    tolerance = _SUM_TOLERANCE.get(outputs.dtype.name, _DEFAULT_SUM_TOLERANCE)
+    low_precision = outputs.dtype.name in _SUM_TOLERANCE
     outputs = outputs.astype(np.float64)
     if outputs.ndim != 2:
         raise ValueError(f"expected model outputs of shape (images, classes), got {outputs.shape}")
@@ -392,8 +393,11 @@ def metrics_dict(predictions: Predictions, **extra) -> dict:
 
 
 def save_metrics(predictions: Predictions, path, **extra) -> Path:
-    """Write :func:`metrics_dict` to a JSON file and return its path."""
+    """Write :func:`metrics_dict` to a JSON file, whole or not at all, and return its path.
+
+    An evaluation's folder keeps it as ``evaluation.json``: pass ``brainlab.runs.RunFolder(out).evaluation_path``,
+    and ``RunFolder(out).evaluation()`` reads it back.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(metrics_dict(predictions, **extra), indent=2) + "\n")
-    return path
+    return runs.write_json(path, metrics_dict(predictions, **extra))

@@ -4,14 +4,15 @@
 can call to get the same files::
 
     out/
-      run/ (or run/1_head, run/2_fine_tune)   config.json, history.csv, best.keras, last.keras
-      metrics.json      accuracy, split, per-class precision/recall/f1/support/AUC, epochs, seconds, dtype policy
+      run/ (or run/1_head, run/2_fine_tune)   config.json, history.csv, best.keras, last.keras, metrics.json
+      evaluation.json   accuracy, split, per-class precision/recall/f1/support/AUC, epochs, seconds, dtype policy
       predictions.csv   every test image: path, true and predicted class, each class's probability
       report.md         the settings, the classification report, the comparison with the paper, figures
       *.png             training curves, confusion matrix, ROC curves, per-class bars, mistakes
 
 The model is chosen on the validation split (best validation loss) and reported on the test
-split, never the other way round.
+split, never the other way round. :class:`brainlab.runs.RunFolder` reads the folder back
+(``RunFolder(out).evaluation()``, ``.predictions()``, ``.training.history()``...).
 """
 from __future__ import annotations
 
@@ -22,18 +23,17 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from brainlab import config, runs
+from brainlab import config, protocols, runs
 from brainlab.errors import BrainlabError, SettingError
 from brainlab.images import CROPS
 
 __all__ = ["BFLOAT16_MEASURED", "CHOICES", "COMMAND_LINE", "FAST_VARIANT", "FINE_TUNE_LEARNING_RATE", "FIXED",
            "IMAGENET_RECIPES", "IMAGE_SIZES", "MAX_BATCH_SIZE", "MAX_EPOCHS", "MAX_SEED", "MIN_EPOCHS", "ONLY",
-           "RECIPES", "SPLITS", "TIMING_ONLY", "Settings", "build_model", "check_settings", "default_settings",
+           "RECIPES", "TIMING_ONLY", "Settings", "build_model", "check_settings", "default_settings",
            "departures_from_paper", "effective_settings", "evaluate_run", "learning_rate", "load_data", "run",
            "save_figures", "timing_only", "train_model", "write_report"]
 
 RECIPES = ("paper", "improved", "small-cnn", "residual-cnn")
-SPLITS = ("official", "clean")
 CHOICES = {"preprocessing": ("imagenet", "rescale"), "lr_schedule": ("constant", "cosine"),
            "augmentation": ("standard", "source-shift", "none"), "crop": CROPS}
 # Where a recipe takes fewer values of a setting than CHOICES lists: (the values, why).
@@ -86,7 +86,7 @@ class Settings:
     """Everything that decides an experiment's result, saved next to it."""
 
     recipe: str = "paper"
-    split: str = "official"
+    split: str = protocols.OFFICIAL  # one of protocols.PROTOCOLS
     epochs: int = 20
     image_size: int = 128
     channels: int = 3
@@ -125,8 +125,8 @@ def default_settings(recipe: str, quick: bool | None = None, **overrides) -> Set
     for key, value in overrides.items():
         if value is not None:
             setattr(settings, key, value)
-    if settings.split not in SPLITS:
-        raise SettingError(f"Unknown split {settings.split!r}: choose official or clean.")
+    if settings.split not in protocols.PROTOCOLS:
+        raise SettingError(f"Unknown split {settings.split!r}: choose {' or '.join(protocols.PROTOCOLS)}.")
     check_settings(settings)
     return settings
 
@@ -181,7 +181,7 @@ def departures_from_paper(s: Settings) -> list[str]:
 
 
 def effective_settings(s: Settings) -> dict:
-    """The settings as they took effect, for metrics.json and the report."""
+    """The settings as they took effect, for evaluation.json and the report."""
     settings = asdict(s)
     if s.recipe == "improved":
         settings["fine_tune_learning_rate"] = FINE_TUNE_LEARNING_RATE
@@ -224,20 +224,20 @@ def load_data(s: Settings, data_dir, out: Path, manifest=None, allow_outside: bo
     from brainlab import data
 
     root = data.sample_dir() if s.quick and data_dir is None else data.find_data(data_dir)
-    if s.split == "clean" and manifest is None:
-        manifest = out / "audit" / "clean_split.csv"
+    if s.split == protocols.CLEAN and manifest is None:
+        manifest = runs.RunFolder(out).audit_path / "clean_split.csv"
         if not manifest.is_file():
             from brainlab.audit import run_audit
 
             print(f"brainlab: auditing {root} to make the clean split ({manifest})")
-            run_audit(root, out / "audit", seed=s.seed)
+            run_audit(root, runs.RunFolder(out).audit_path, seed=s.seed)
     return data.load_splits(root, s.image_size, s.channels, seed=s.seed, manifest=manifest, crop=s.crop,
                             allow_outside=allow_outside)
 
 
 def run(recipe: str = "paper", out="runs/paper", *, data_dir=None, manifest=None, command: str | None = None,
         allow_outside: bool = False, **overrides) -> dict:
-    """Train and evaluate one recipe into ``out``; returns the metrics dict (also in metrics.json).
+    """Train and evaluate one recipe into ``out``; returns the metrics dict (also in evaluation.json).
 
     ``overrides`` are :class:`Settings` fields (epochs, split, weights, seed, ...); ``None``
     keeps the recipe's default. ``allow_outside``: a manifest may name images outside the data folder.
@@ -263,15 +263,17 @@ def _run(s: Settings, out: Path, data_dir, manifest, command, allow_outside) -> 
     """:func:`run`, while it holds ``out``."""
     from brainlab import evaluate, models, paper
 
-    runs.check_same_settings(out / "run", {"experiment": _experiment_record(s)})  # before any slow work
+    folder = runs.RunFolder(out)
+    runs.check_same_settings(folder.training.path, {"experiment": _experiment_record(s)})  # before any slow work
     config.set_seed(s.seed)
     started = time.perf_counter()
     model = build_model(s)  # first: a missing weights file is reported before any slow work
     splits = load_data(s, data_dir, out, manifest, allow_outside)
-    print(f"brainlab: {s.recipe} recipe on {splits.test.split.split('-')[0]} split\n{splits.summary()}")
+    print(f"brainlab: {s.recipe} recipe on {protocols.ResultName.parse(splits.test.split).protocol} split\n"
+          f"{splits.summary()}")
     train_ds = splits.train.dataset(s.batch_size, shuffle=True, seed=s.seed)
     val_ds = splits.val.dataset(s.batch_size)
-    result = train_model(s, model, train_ds, val_ds, out / "run", steps_per_epoch=-(-len(splits.train) // s.batch_size),
+    result = train_model(s, model, train_ds, val_ds, folder.training.path, steps_per_epoch=-(-len(splits.train) // s.batch_size),
                          experiment=_experiment_record(s, splits.train.root, manifest))
     best = models.load_model(result.best_model_path)
     if timing_only(s):
@@ -282,24 +284,25 @@ def _run(s: Settings, out: Path, data_dir, manifest, command, allow_outside) -> 
                                     seed=s.seed, settings=effective_settings(s), dtype_policy=best.dtype_policy.name,
                                     command=command or _command_line())
     _write_results(out, metrics, predictions)
-    figures = save_figures(out, predictions, result.run_dir / runs.HISTORY, best)
+    figures = save_figures(out, predictions, runs.RunFolder(result.run_dir).history_path, best)
     write_report(out, s, predictions, best, figures, metrics)
-    beside = (f"the paper reports {paper.TEST_ACCURACY:.2f}" if predictions.split == "official-test" else
-              f"the paper's {paper.TEST_ACCURACY:.2f} is on official-test, other images")
+    beside = (f"the paper reports {paper.TEST_ACCURACY:.2f}" if predictions.split == str(protocols.OFFICIAL_TEST)
+              else f"the paper's {paper.TEST_ACCURACY:.2f} is on {protocols.OFFICIAL_TEST}, other images")
     print(f"\nTest accuracy on {predictions.split}: {metrics['accuracy']:.3f} ({beside}). "
-          f"Report: {out / 'report.md'}")
+          f"Report: {folder.report_path}")
     return metrics
 
 
 def _write_results(out: Path, metrics: dict, predictions) -> None:
-    """metrics.json and predictions.csv, each written whole or not at all (:mod:`brainlab.runs`)."""
-    runs.write_json(out / runs.METRICS, metrics)
-    with runs.writing(out / runs.PREDICTIONS) as partial:
+    """evaluation.json and predictions.csv, each written whole or not at all (:mod:`brainlab.runs`)."""
+    folder = runs.RunFolder(out)
+    runs.write_json(folder.evaluation_path, metrics)
+    with runs.writing(folder.predictions_path) as partial:
         predictions.to_frame().to_csv(partial, index=False, float_format="%.6g")
 
 
 def _write_timing_only(out: Path, s: Settings, splits, model, result, seconds: float, command: str | None) -> dict:
-    """metrics.json and report.md of a timing-only run: how long it took, and no number that would mislead."""
+    """evaluation.json and report.md of a timing-only run: how long it took, and no number that would mislead."""
     test = splits.test
     predict_started = time.perf_counter()
     for images, _ in test.dataset(s.batch_size):  # the evaluation's cost is timed, its answers are not kept
@@ -311,15 +314,16 @@ def _write_timing_only(out: Path, s: Settings, splits, model, result, seconds: f
                "cached_features": result.cached_features, "seed": s.seed, "settings": effective_settings(s),
                "departures_from_paper": departures_from_paper(s), "dtype_policy": model.dtype_policy.name,
                "command": command or _command_line()}
-    runs.write_json(out / runs.METRICS, metrics)
+    folder = runs.RunFolder(out)
+    runs.write_json(folder.evaluation_path, metrics)
     lines = [f"# {s.recipe} recipe: {TIMING_ONLY}", "", f"Command: `{metrics['command']}`", "",
              f"This run started the ResNet50 from random weights, so it measures how long the recipe takes "
              f"({metrics['seconds']:.0f} s for {s.epochs} epochs and the {len(test)} images of {test.split}), "
              "not how well it does. Run it with the ImageNet weights (`--weights imagenet`, a 94 MB download) for "
              "numbers.", "", *_settings_lines(s, metrics)]
-    runs.write_text(out / runs.REPORT, "\n".join(lines) + "\n")
+    runs.write_text(folder.report_path, "\n".join(lines) + "\n")
     print(f"\n{TIMING_ONLY[0].upper() + TIMING_ONLY[1:]}: {metrics['seconds']:.0f} s for {s.epochs} epochs and {len(test)} test "
-          f"images. Report: {out / 'report.md'}")
+          f"images. Report: {folder.report_path}")
     return metrics
 
 
@@ -330,7 +334,8 @@ def evaluate_run(run_dir, data_dir, out, *, manifest=None, name: str | None = No
     ``data_dir`` holds one folder per class (brainlab's or a catalogue entry's names), or is a
     dataset folder whose images ``manifest`` lists (see :func:`brainlab.data.load_labelled`). The
     images are decoded at the model's own input size and channels and cut as its training images
-    were (its ``crop`` setting); its preprocessing is inside the model. ``out`` gets what training writes: metrics.json, predictions.csv, report.md, figures.
+    were (its ``crop`` setting); its preprocessing is inside the model. ``out`` gets what training writes:
+    evaluation.json, predictions.csv, report.md, figures.
     The numbers are named ``name`` (default ``external-<dataset>``), never after the official split.
     ``out`` may not be a run folder or inside one (it would overwrite the run's own results), and
     one process at a time writes in it.
@@ -348,16 +353,17 @@ def _evaluate_run(run_dir: Path, data_dir, out: Path, *, manifest, name, command
 
     from brainlab import data, evaluate, models
 
-    model_file = next((p for p in (run_dir / "run" / runs.BEST, run_dir / "run" / "2_fine_tune" / runs.BEST,
-                                   run_dir / runs.BEST) if p.is_file()), None)
+    run = runs.RunFolder(run_dir)
+    model_file = run.best_model_path()
     if not run_dir.is_dir() or model_file is None:
         raise BrainlabError(f"{run_dir} holds no trained model (looked for run/best.keras): give the --out folder "
                             "of a finished `brainlab train` or `brainlab reproduce`.")
-    if name is not None and name.startswith("official"):
+    if name is not None and name.startswith(protocols.OFFICIAL):
         raise SettingError(f"--name {name!r}: 'official' names the paper's own Testing split; call this one "
                            "external-<dataset> or anything else.")
-    trained = _run_metrics(run_dir / runs.METRICS)
-    trained_on = trained["split"].rsplit("-", 1)[0] + "-train" if "split" in trained else "unknown"
+    trained = _run_evaluation(run)
+    tested_on = protocols.ResultName.parse_or_none(trained.get("split"))
+    trained_on = str(tested_on.train_counterpart()) if tested_on else "unknown"
     fields = {f.name for f in dataclasses.fields(Settings)}
     s = Settings(**{k: v for k, v in trained.get("settings", {}).items() if k in fields})
     if trained.get("timing_only") or (trained.get("settings") and timing_only(s)):
@@ -378,7 +384,7 @@ def _evaluate_run(run_dir: Path, data_dir, out: Path, *, manifest, name, command
                                     manifest=str(manifest) if manifest else None,
                                     command=command or _command_line())
     _write_results(out, metrics, predictions)
-    history = model_file.parent / runs.HISTORY
+    history = runs.RunFolder(model_file.parent).history_path
     figures = save_figures(out, predictions, history, model) if history.is_file() else {}
     report = write_report(out, s, predictions, model, figures, metrics)
     title, rest = report.read_text().split("\n", 1)
@@ -388,9 +394,10 @@ def _evaluate_run(run_dir: Path, data_dir, out: Path, *, manifest, name, command
     return metrics
 
 
-def _run_metrics(path: Path) -> dict:
-    """A run's metrics.json (empty when there is none), or a BrainlabError that names it as damaged."""
-    if not path.is_file():
+def _run_evaluation(run: runs.RunFolder) -> dict:
+    """A run's evaluation record (empty when there is none), or a BrainlabError that names it as damaged."""
+    path = run.evaluation_file()
+    if path is None:
         return {}
     try:
         found = json.loads(path.read_text(encoding="utf-8"))
@@ -398,8 +405,8 @@ def _run_metrics(path: Path) -> dict:
         found = exc
     if not isinstance(found, dict) or not isinstance(found.get("settings", {}), dict) \
             or not isinstance(found.get("split", ""), str):
-        raise BrainlabError(f"{path} is not the metrics.json of a brainlab run (damaged, or written by something "
-                            "else): train the run again, or give the --out folder of another run.")
+        raise BrainlabError(f"{path} is not the evaluation record of a brainlab run (damaged, or written by "
+                            "something else): train the run again, or give the --out folder of another run.")
     return found
 
 
@@ -491,7 +498,7 @@ def write_report(out: Path, s: Settings, predictions, model, figures: dict[str, 
     ]
     for title, name in figures.items():
         lines += [f"## {title}", "", f"![{title}]({name})", ""]
-    return runs.write_text(out / runs.REPORT, "\n".join(lines))
+    return runs.write_text(runs.RunFolder(out).report_path, "\n".join(lines))
 
 
 def _settings_lines(s: Settings, metrics: dict) -> list[str]:
@@ -518,12 +525,8 @@ def _settings_lines(s: Settings, metrics: dict) -> list[str]:
 
 def _split_note(split: str) -> str:
     """What a reader must know about a split's name before trusting its numbers."""
-    if split.startswith("sample-"):
-        return " (the bundled sample: a smoke test, not a result)"
-    if split.startswith("unverified-"):
-        return (" (a folder that is not a verified copy of the dataset, so not comparable with the paper; "
-                "`brainlab doctor` says why)")
-    return ""
+    name = protocols.ResultName.parse_or_none(split)
+    return f" ({name.caveat})" if name is not None and name.caveat else ""
 
 
 def _learning_rate_text(s: Settings) -> str:

@@ -10,7 +10,6 @@ notebook's width (10 inches at most). Functions that show results take the
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from brainlab import evaluate, paper
+from brainlab import evaluate, paper, runs
 from brainlab.history import MONITOR, best_row, monitored
 
 __all__ = ["CORRECT_COLOR", "MAX_WIDTH", "METRICS", "WRONG_COLOR", "class_balance", "confident_mistakes",
@@ -69,12 +68,11 @@ def _metric_column(frame: pd.DataFrame, wanted: str) -> str | None:
 
 
 def _run_monitor(history) -> str:
-    """What the run chose its kept epoch by: from a FitResult's metrics or the metrics.json beside a
-    history.csv; else what ``brainlab.train.fit`` watches by default."""
+    """What the run chose its kept epoch by: from a FitResult's metrics or the training record of the run
+    folder a history.csv is in; else what ``brainlab.train.fit`` watches by default."""
     metrics = getattr(history, "metrics", None)
     if metrics is None and isinstance(history, (str, Path)):
-        path = Path(history).with_name("metrics.json")
-        metrics = json.loads(path.read_text()) if path.is_file() else None
+        metrics = runs.RunFolder(Path(history).parent).training_record()
     return (metrics or {}).get("monitor") or MONITOR
 
 
@@ -305,7 +303,7 @@ def _images_of(predictions, positions, images):
     if images is not None:
         images = np.asarray(getattr(images, "images", images))
         return [images[i] for i in positions]
-    from brainlab.data import read_image
+    from brainlab.images import read_image
 
     root = Path(predictions.root) if predictions.root else Path()
     missing = [p for p in (root / predictions.paths[i] for i in positions) if not p.is_file()]

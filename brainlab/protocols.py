@@ -11,7 +11,7 @@ Four different things are easy to call a "split"; brainlab gives each its own wo
   on ``val`` and is reported on ``test`` (:data:`PARTS`). A split manifest's rows name a part, or
   ``external`` for images to evaluate on alone (:data:`brainlab.data.MANIFEST_PARTS`);
 - a **result name** is a protocol and a part, written ``official-test``. Every ``ImageSet``,
-  every ``Predictions`` and every metrics.json carries one, so a number never loses where it
+  every ``Predictions`` and every evaluation.json carries one, so a number never loses where it
   came from.
 
 :class:`ResultName` is the one place that writes result names and reads them back::
@@ -71,7 +71,7 @@ _CAVEATED = (SAMPLE, UNVERIFIED)  # protocols whose numbers a report flags as no
 class ResultName:
     """Which images a number was measured on: a protocol and a part, written ``"<protocol>-<part>"``.
 
-    ``str(name)`` is the form on disk and on screen (``official-test``), which metrics.json files,
+    ``str(name)`` is the form on disk and on screen (``official-test``), which evaluation.json files,
     reports and recorded outputs use; :meth:`parse` reads it back. The protocol is one of
     :data:`MEANINGS`, a catalogue dataset's short name or a manifest's name, and may itself hold a
     ``-``; the part is one of :data:`PARTS`.

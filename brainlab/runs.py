@@ -1,13 +1,28 @@
-"""The run folder: its file names, writes that a kill cannot leave half-done, one writer at a time.
+"""The run folder: its layout (:class:`RunFolder`), writes that a kill cannot leave half-done, one writer at a time.
+
+A :class:`RunFolder` knows where every file of a run lies, whatever made it::
+
+    fit's run_dir/           config.json, history.csv, best.keras, last.keras, metrics.json (the training
+                             record), backup/ (only while unfinished), brainlab.lock (while in use)
+    two stages (improved):   run_dir/1_head/ and run_dir/2_fine_tune/, each a fit run_dir
+    brainlab train's out/    run/ (the training, one or two stages), evaluation.json, predictions.csv,
+                             report.md, the figures, audit/ (the clean split); external/ when
+                             `brainlab evaluate --out out/external` scored it on another dataset
+    brainlab evaluate's out/ evaluation.json, predictions.csv, report.md, the figures
+
+>>> folder = runs.RunFolder("runs/paper")
+>>> folder.evaluation()["accuracy"]           # evaluation.json
+>>> folder.training.history()                 # run/history.csv, one dict per epoch
+>>> folder.best_model_path()                  # run/best.keras, or run/2_fine_tune/best.keras
 
 Every file of a run folder is written under a temporary name beside it (``.partial-<pid>-<name>``)
 and renamed into place (``os.replace``, atomic on one file system): a Ctrl-C or a killed kernel
 leaves either the old file or the new one, never a broken one. The temporary names a killed
 writer leaves are removed by the next process that takes the folder over.
 
->>> with runs.lock(out, "training"):       # refused while another process works there
-...     runs.write_json(out / runs.METRICS, metrics)
-...     runs.save_model(model, out / runs.BEST, epoch=3, monitor="val_loss", score=0.41)
+>>> with runs.lock(folder.path, "training"):   # refused while another process works there
+...     runs.write_json(folder.record_path, metrics)
+...     runs.save_model(model, folder.best_path, epoch=3, monitor="val_loss", score=0.41)
 
 A folder is taken with a lock file (``brainlab.lock``, the owner's pid, host and command). A lock
 whose process is gone (killed, a restarted kernel) is stale: it is taken over, not obeyed.
@@ -24,26 +39,195 @@ import socket
 import sys
 import time
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from brainlab.errors import BrainlabError
 
-__all__ = ["BACKUP_DIR", "BEST", "CONFIG", "HISTORY", "LAST", "LOCK", "METRICS", "PARTIAL", "PREDICTIONS", "REPORT",
-           "RunFolderError", "check_evaluation_out", "check_same_settings", "commit", "differences", "is_run_folder",
-           "latest_backup", "lock", "partial_path", "read_history", "read_json", "read_stamp", "remove_backups",
-           "remove_partials", "save_backup", "save_model", "stamp_model", "write_history", "write_json", "write_text",
-           "writing"]
+__all__ = ["AUDIT_DIR", "BACKUP_DIR", "BEST", "CONFIG", "EVALUATION", "EXTERNAL_DIR", "FINE_TUNE_DIR", "HEAD_DIR",
+           "HISTORY", "LAST", "LOCK", "METRICS", "NAMES", "PARTIAL", "PREDICTIONS", "REPORT", "RunFolder",
+           "RunFolderError", "TRAINING_DIR", "check_evaluation_out", "check_same_settings", "commit", "differences",
+           "is_run_folder", "latest_backup", "lock", "partial_path", "read_history", "read_json", "read_stamp",
+           "remove_backups", "remove_partials", "save_backup", "save_model", "stamp_model", "write_history",
+           "write_json", "write_text", "writing"]
 
+# A training (train.fit): its settings, one row per epoch, the kept and the last model, and its record.
 CONFIG, HISTORY, BEST, LAST, METRICS = "config.json", "history.csv", "best.keras", "last.keras", "metrics.json"
-PREDICTIONS, REPORT = "predictions.csv", "report.md"
+# An evaluation (brainlab train, reproduce, evaluate): its numbers, one row per image, the report.
+EVALUATION, PREDICTIONS, REPORT = "evaluation.json", "predictions.csv", "report.md"
 BACKUP_DIR = "backup"  # only while a training is unfinished: what a rerun resumes from
 LOCK = "brainlab.lock"
+HEAD_DIR, FINE_TUNE_DIR = "1_head", "2_fine_tune"  # the two stages of train.fine_tune_two_stage
+TRAINING_DIR = "run"  # an experiment's training, inside its out/ folder
+EXTERNAL_DIR = "external"  # an experiment's model scored on another dataset (brainlab evaluate --out OUT/external)
+AUDIT_DIR = "audit"  # the audit an experiment on the clean split made its split from
+# The names above that only a run folder uses: spelled here and nowhere else (tests/test_run_folder.py checks it).
+NAMES = (CONFIG, HISTORY, BEST, LAST, METRICS, EVALUATION, PREDICTIONS, REPORT, BACKUP_DIR, LOCK, HEAD_DIR,
+         FINE_TUNE_DIR)
 PARTIAL = ".partial-"  # the prefix of a file still being written
-STAMP = "brainlab.json"  # an entry added to a saved .keras file: the epoch it is from and its score
+_STAMP = "brainlab.json"  # an entry added to a saved .keras file: the epoch it is from and its score
 
 
 class RunFolderError(BrainlabError):
     """A run folder is busy, holds another run, or holds files that do not fit together."""
+
+
+# --------------------------------------------------------------------------- the layout
+@dataclass(frozen=True)
+class RunFolder:
+    """A run folder: where each of its files lies (properties), and what it holds (methods that read).
+
+    The same type serves every layout of the module docstring: ``RunFolder(out).training`` is the
+    training inside an experiment, ``.head`` and ``.fine_tune`` the two stages of a training. The
+    reads give None (or []) for a file that is not there yet, and a :class:`RunFolderError` naming
+    the file for one that is damaged.
+    """
+
+    path: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "path", Path(self.path))
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def __fspath__(self) -> str:  # open(), Path() and os functions take a RunFolder as its path
+        return str(self.path)
+
+    # ---- a training's files (train.fit)
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def history_path(self) -> Path:
+        return self.path / HISTORY
+
+    @property
+    def best_path(self) -> Path:
+        return self.path / BEST
+
+    @property
+    def last_path(self) -> Path:
+        return self.path / LAST
+
+    @property
+    def record_path(self) -> Path:
+        """metrics.json, the training record: written last, so a training is finished once it is there."""
+        return self.path / METRICS
+
+    @property
+    def backup_path(self) -> Path:
+        return self.path / BACKUP_DIR
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path / LOCK
+
+    # ---- the other layouts: two stages, an experiment
+    @property
+    def head(self) -> RunFolder:
+        return RunFolder(self.path / HEAD_DIR)
+
+    @property
+    def fine_tune(self) -> RunFolder:
+        return RunFolder(self.path / FINE_TUNE_DIR)
+
+
+    @property
+    def training(self) -> RunFolder:
+        """The training inside an experiment's folder (``run/``)."""
+        return RunFolder(self.path / TRAINING_DIR)
+
+    @property
+    def external(self) -> RunFolder:
+        """Where an experiment's model scored on another dataset is kept (``external/``)."""
+        return RunFolder(self.path / EXTERNAL_DIR)
+
+    @property
+    def audit_path(self) -> Path:
+        return self.path / AUDIT_DIR
+
+    @property
+    def evaluation_path(self) -> Path:
+        """evaluation.json, where an evaluation's numbers are written."""
+        return self.path / EVALUATION
+
+    @property
+    def predictions_path(self) -> Path:
+        return self.path / PREDICTIONS
+
+    @property
+    def report_path(self) -> Path:
+        return self.path / REPORT
+
+    # ---- what it holds
+    def is_two_stage(self) -> bool:
+        """Whether the training here is in two stages (``1_head/``, ``2_fine_tune/``) rather than one."""
+        return self.head.path.is_dir() or self.fine_tune.path.is_dir()
+
+    def last_stage(self) -> RunFolder:
+        """The training whose model is the result: ``2_fine_tune/`` of a two-stage training, else this folder."""
+        return self.fine_tune if self.is_two_stage() else self
+
+    def evaluation_file(self) -> Path | None:
+        """The evaluation record on disk: evaluation.json, or else, in a folder written before the evaluation had
+        a name of its own (both records were called metrics.json then), its metrics.json: a folder without
+        config.json holds no training, so a metrics.json there is an evaluation. None when there is neither.
+        The old name is only read, never written."""
+        if self.evaluation_path.is_file():
+            return self.evaluation_path
+        legacy = self.path / METRICS
+        return legacy if legacy.is_file() and not self.config_path.is_file() else None
+
+    def config(self) -> dict | None:
+        """config.json: the settings a training was started with."""
+        return read_json(self.config_path)
+
+    def history(self) -> list[dict]:
+        """history.csv: one dict per finished epoch (:func:`read_history`)."""
+        return read_history(self.history_path)
+
+    def training_record(self) -> dict | None:
+        """metrics.json of a training: best and last epoch, timings, how the run went."""
+        return read_json(self.record_path)
+
+    def evaluation(self) -> dict | None:
+        """The evaluation's numbers (accuracy, split, per class...), from :meth:`evaluation_file`."""
+        found = self.evaluation_file()
+        return None if found is None else read_json(found)
+
+    def predictions(self):
+        """predictions.csv as a pandas DataFrame (one row per image: path, true, predicted, p(class)...); None if
+        there is none."""
+        import pandas as pd
+
+        if not self.predictions_path.is_file():
+            return None
+        try:
+            return pd.read_csv(self.predictions_path)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise RunFolderError(f"{self.predictions_path} is damaged ({exc}): run the command that wrote it "
+                                 "again (`brainlab train` with the same settings reuses the training and evaluates "
+                                 "it again).") from None
+
+    def best_model_path(self) -> Path | None:
+        """The kept model (best.keras) of the run here: an experiment's training's or this training's, of its last
+        stage when it has two; None when there is none yet."""
+        for folder in (self.training, self):
+            found = folder.last_stage().best_path
+            if found.is_file():
+                return found
+        return None
+
+    def finished(self) -> bool:
+        """Whether the run here ran to its end, its last file written: an experiment's (or an evaluation's) record,
+        else the training record of the training's last stage."""
+        if self.evaluation_file() is not None:
+            return True
+        if self.training.path.is_dir():  # an experiment trained (or training) but not evaluated yet
+            return False
+        return self.last_stage().record_path.is_file()
 
 
 # --------------------------------------------------------------------------- atomic writes
@@ -101,7 +285,7 @@ def read_json(path) -> dict | None:
 def remove_partials(folder) -> list[Path]:
     """Delete what killed writers left in ``folder`` and its backup/ (call it only while holding the lock)."""
     folder = Path(folder)
-    left = [p for where in (folder, folder / BACKUP_DIR) for p in where.glob(f"{PARTIAL}*")]
+    left = [p for where in (folder, RunFolder(folder).backup_path) for p in where.glob(f"{PARTIAL}*")]
     for path in left:
         path.unlink(missing_ok=True)
     return left
@@ -120,14 +304,14 @@ def stamp_model(path, **stamp) -> None:
     """Add ``stamp`` to a .keras file (one more entry of its zip, which Keras ignores when loading)."""
     if stamp:
         with zipfile.ZipFile(path, "a") as archive:
-            archive.writestr(STAMP, json.dumps(stamp))
+            archive.writestr(_STAMP, json.dumps(stamp))
 
 
 def read_stamp(path) -> dict | None:
     """What :func:`save_model` stamped into a .keras file; None if the file is missing, not a zip or unstamped."""
     try:
         with zipfile.ZipFile(path) as archive:
-            return json.loads(archive.read(STAMP))
+            return json.loads(archive.read(_STAMP))
     except (OSError, zipfile.BadZipFile, KeyError, ValueError):
         return None
 
@@ -143,7 +327,7 @@ def save_backup(model, run_dir, epoch: int) -> Path:
 
     The new file is complete before the older one goes: a kill leaves at least one whole backup.
     """
-    folder = Path(run_dir) / BACKUP_DIR
+    folder = RunFolder(run_dir).backup_path
     folder.mkdir(exist_ok=True)
     path = folder / f"epoch-{epoch}.weights.h5"
     with writing(path) as partial:
@@ -156,13 +340,13 @@ def save_backup(model, run_dir, epoch: int) -> Path:
 
 def latest_backup(run_dir) -> tuple[int, Path] | None:
     """(epoch, file) of the newest backup in ``run_dir/backup``, or None."""
-    found = [(_backup_epoch(p), p) for p in (Path(run_dir) / BACKUP_DIR).glob("epoch-*.weights.h5")]
+    found = [(_backup_epoch(p), p) for p in RunFolder(run_dir).backup_path.glob("epoch-*.weights.h5")]
     found = [(epoch, p) for epoch, p in found if epoch is not None]
     return max(found) if found else None
 
 
 def remove_backups(run_dir) -> None:
-    shutil.rmtree(Path(run_dir) / BACKUP_DIR, ignore_errors=True)
+    shutil.rmtree(RunFolder(run_dir).backup_path, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- history.csv
@@ -247,11 +431,11 @@ def lock(folder, doing: str = "training"):
     if key in _held:
         _held[key] += 1
         try:
-            yield folder / LOCK
+            yield RunFolder(folder).lock_path
         finally:
             _held[key] -= 1
         return
-    path = folder / LOCK
+    path = RunFolder(folder).lock_path
     owner = {"pid": os.getpid(), "host": socket.gethostname(), "process_started": _process_started(os.getpid()),
              "doing": doing, "since": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(sys.argv)}
     for _ in range(3):
@@ -309,8 +493,9 @@ def _brainlab_config(path: Path) -> bool:
 
 def is_run_folder(folder) -> bool:
     """Whether ``folder`` holds a training run: a ``fit`` run (config.json) or a ``run/`` of ``brainlab train``."""
-    folder = Path(folder)
-    return any(_brainlab_config(folder / inner / CONFIG) for inner in (".", "run", "run/1_head", "run/2_fine_tune"))
+    folder = RunFolder(folder)
+    return any(_brainlab_config(inner.config_path)
+               for inner in (folder, folder.training, folder.training.head, folder.training.fine_tune))
 
 
 def check_evaluation_out(out, run_dir) -> None:
@@ -321,7 +506,7 @@ def check_evaluation_out(out, run_dir) -> None:
         if folder == run or is_run_folder(folder):
             what = "is the run folder" if resolved == folder else f"is inside the run folder {folder}"
             raise RunFolderError(
-                f"--out {out} {what}: the evaluation's metrics.json, predictions.csv and report.md would overwrite "
+                f"--out {out} {what}: the evaluation's {EVALUATION}, {PREDICTIONS} and {REPORT} would overwrite "
                 f"or mix with that run's own. Give a folder outside it, e.g. --out "
                 f"{run.parent / (run.name + '-evaluation')}.")
 
@@ -351,9 +536,9 @@ def check_same_settings(run_dir, requested: dict) -> None:
 
     Only the keys of ``requested`` are compared; the message names every difference and what to do.
     """
-    run_dir = Path(run_dir)
-    for folder in (run_dir, run_dir / "1_head", run_dir / "2_fine_tune"):
-        saved = read_json(folder / CONFIG)
+    run = RunFolder(run_dir)
+    for folder in (run, run.head, run.fine_tune):
+        saved = folder.config()
         if saved is None:
             continue
         # A run folder made before "experiment" (the data folder, the recipe...) was recorded has fit's own
@@ -361,7 +546,7 @@ def check_same_settings(run_dir, requested: dict) -> None:
         found = differences(saved, {k: v for k, v in requested.items() if k != "experiment" or k in saved})
         if not found:
             continue
-        if (folder / METRICS).is_file():
+        if folder.record_path.is_file():
             what, fix = "a finished run trained", "to train it again"
         else:
             what, fix = ("an unfinished run started", "to start over (or run it again with the settings it was "

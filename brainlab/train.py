@@ -10,6 +10,8 @@ One call, :func:`fit`, trains a compiled (or default-compiled) Keras model and w
       metrics.json   best and last epoch, timings, how the run went
       backup/        only while a run is unfinished: what a restart resumes from
 
+:class:`brainlab.runs.RunFolder` knows where each lies and reads them back
+(``RunFolder(run_dir).history()``, ``.config()``, ``.training_record()``).
 Every file is written whole or not at all (:mod:`brainlab.runs`), so a Ctrl-C or a killed kernel
 never leaves a broken one. Call ``fit`` again with the same run directory and the same settings:
 an unfinished run resumes after its last finished epoch (after checking what it finds, and
@@ -27,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
-import os
 import platform
 import statistics
 import time
@@ -41,13 +42,14 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from brainlab import __version__, runs
 from brainlab.config import DEFAULT_SEED, set_seed
-from brainlab.errors import BrainlabError, SettingError
+from brainlab.errors import BrainlabError
 from brainlab.history import MONITOR, best_row, monitored
 from brainlab.models import NUM_CLASSES, parameter_counts
 
-__all__ = ["BACKUP_DIR", "CannotCacheFeatures", "DevicePolicy", "FitResult", "RUN_FILES", "class_weights",
-           "compile_model", "cpu_has_bfloat16", "dataset_labels", "device_policy", "fine_tune_two_stage", "fit",
-           "gpu_count", "gradient_norms", "run_finished", "split_at_trainable"]
+__all__ = ["BACKUP_DIR", "BFLOAT16_CPU_FLAGS", "CannotCacheFeatures", "DevicePolicy", "FitOptions", "FitResult",
+           "PRECISIONS", "PRECISION_ENV", "RUN_FILES", "class_weights", "compile_model", "cpu_has_bfloat16",
+           "dataset_labels", "device_policy", "fine_tune_two_stage", "fit", "gpu_count", "gradient_norms",
+           "precision_from_env", "run_finished", "split_at_trainable"]
 
 BACKUP_DIR = runs.BACKUP_DIR
 RUN_FILES = (runs.CONFIG, runs.HISTORY, runs.BEST, runs.LAST, runs.METRICS)  # a finished run, nothing else
@@ -91,14 +93,14 @@ def gpu_count() -> int:
 
 
 def precision_from_env() -> str | None:
-    """The dtype policy named by ``BRAINLAB_PRECISION``, or None when it is not set."""
-    value = os.environ.get(PRECISION_ENV, "").strip()
-    if not value:
-        return None
-    if value not in PRECISIONS:
-        raise SettingError(f"{PRECISION_ENV}={value!r} is not a precision brainlab knows: set it to one of "
-                            f"{', '.join(PRECISIONS)}, or unset it to let brainlab choose for this machine.")
-    return value
+    """The dtype policy named by ``BRAINLAB_PRECISION``, or None when it is not set.
+
+    :mod:`brainlab.settings` declares the variable (its values are :data:`PRECISIONS`) and refuses
+    any other value with a :class:`~brainlab.errors.SettingError`.
+    """
+    from brainlab import settings  # import-light, as the command line checks the variable without TensorFlow
+
+    return settings.get(PRECISION_ENV)
 
 
 BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # CPU instructions that compute in bfloat16 natively
@@ -400,13 +402,13 @@ class _Start:
     rewrite_best: bool = False  # best.keras is to be written again from the backup
 
 
-def _fresh_start(run_dir: Path) -> _Start:
+def _fresh_start(folder: runs.RunFolder) -> _Start:
     """A folder without config.json: empty, or left by a kill while config.json, the first file, was written."""
-    leftovers = sorted(p.name for p in run_dir.iterdir() if not p.name.startswith(".") and p.name != runs.LOCK)
+    leftovers = sorted(p.name for p in folder.path.iterdir() if not p.name.startswith(".") and p != folder.lock_path)
     if leftovers:
         raise runs.RunFolderError(
-            f"{run_dir} holds {', '.join(leftovers)} but no config.json, so not a run brainlab can go on with. "
-            f"Use another output folder, or delete {run_dir} (rm -r '{run_dir}') to train there.")
+            f"{folder} holds {', '.join(leftovers)} but no {runs.CONFIG}, so not a run brainlab can go on with. "
+            f"Use another output folder, or delete {folder} (rm -r '{folder}') to train there.")
     return _Start()
 
 
@@ -420,7 +422,7 @@ def _loaded(path: Path):
         return None
 
 
-def _resume_point(run_dir: Path, monitor: str, mode: str) -> _Start:
+def _resume_point(folder: runs.RunFolder, monitor: str, mode: str) -> _Start:
     """Check an unfinished run folder against what an interruption can leave, repair that, refuse anything else.
 
     The writes of an epoch come in this order: history.csv, backup/, best.keras. So the epochs up to
@@ -429,13 +431,12 @@ def _resume_point(run_dir: Path, monitor: str, mode: str) -> _Start:
     written again from the backup). best.keras must be the best finished epoch (its stamp says
     which) and load; its score becomes the threshold of the resumed run.
     """
-    start_over = f"delete {run_dir} to start it over: rm -r '{run_dir}'"
-    backup_dir = run_dir / runs.BACKUP_DIR
-    foreign = sorted(p.name for p in backup_dir.glob("*") if not p.name.startswith("epoch-"))
+    start_over = f"delete {folder} to start it over: rm -r '{folder}'"
+    foreign = sorted(p.name for p in folder.backup_path.glob("*") if not p.name.startswith("epoch-"))
     if foreign:
-        raise runs.RunFolderError(f"{backup_dir} holds {', '.join(foreign)}: a backup of an older brainlab, which "
-                                  f"this one cannot resume; {start_over}")
-    found = runs.latest_backup(run_dir)
+        raise runs.RunFolderError(f"{folder.backup_path} holds {', '.join(foreign)}: a backup of an older brainlab, "
+                                  f"which this one cannot resume; {start_over}")
+    found = runs.latest_backup(folder.path)
     last_done, restore = found if found else (-1, None)
     if restore is not None:
         import h5py
@@ -445,14 +446,14 @@ def _resume_point(run_dir: Path, monitor: str, mode: str) -> _Start:
                 f.keys()
         except OSError as exc:
             raise runs.RunFolderError(f"{restore} is damaged ({exc}); {start_over}") from None
-    rows = runs.read_history(run_dir / runs.HISTORY)
+    rows = folder.history()
     done = [row for row in rows if row["epoch"] <= last_done]
     if [row["epoch"] for row in done] != list(range(last_done + 1)):
-        raise runs.RunFolderError(f"{run_dir / runs.HISTORY} does not list epochs 0 to {last_done}, which backup/ "
+        raise runs.RunFolderError(f"{folder.history_path} does not list epochs 0 to {last_done}, which backup/ "
                                   f"has finished; {start_over}")
     if done != rows:
-        runs.write_history(run_dir / runs.HISTORY, done)  # the unfinished epoch is trained again
-    best, best_file = best_row(done, monitor, mode), run_dir / runs.BEST
+        runs.write_history(folder.history_path, done)  # the unfinished epoch is trained again
+    best, best_file = best_row(done, monitor, mode), folder.best_path
     stamp = runs.read_stamp(best_file) or {}
     if best is None:
         best_file.unlink(missing_ok=True)
@@ -462,26 +463,47 @@ def _resume_point(run_dir: Path, monitor: str, mode: str) -> _Start:
     if best["epoch"] == last_done:  # interrupted between the backup and best.keras
         return _Start(last_done + 1, done, restore, threshold=best[monitor], rewrite_best=True)
     raise runs.RunFolderError(
-        f"{best_file} is not the model of epoch {best['epoch']}, the best one in history.csv ({monitor} "
+        f"{best_file} is not the model of epoch {best['epoch']}, the best one in {runs.HISTORY} ({monitor} "
         f"{best[monitor]:.4f}), and that model cannot be made again; {start_over}")
 
 
-def _reuse(model, run_dir: Path) -> FitResult:
+def _reuse(model, folder: runs.RunFolder) -> FitResult:
     """A finished run rerun with its own settings: its files, and its last model's weights in ``model``."""
-    last = _loaded(run_dir / runs.LAST)
+    last = _loaded(folder.last_path)
     if last is None:
-        raise runs.RunFolderError(f"{run_dir / runs.LAST} is missing or damaged; delete {run_dir} to train the run "
-                                  f"again: rm -r '{run_dir}'")
+        raise runs.RunFolderError(f"{folder.last_path} is missing or damaged; delete {folder} to train the run "
+                                  f"again: rm -r '{folder}'")
     model.set_weights(last.get_weights())
-    runs.remove_backups(run_dir)  # left by a kill between metrics.json and its removal
-    metrics, rows = runs.read_json(run_dir / runs.METRICS), runs.read_history(run_dir / runs.HISTORY)
-    print(f"[brainlab] {run_dir} already holds this run, finished, with the same settings: reusing it, not "
+    runs.remove_backups(folder.path)  # left by a kill between metrics.json and its removal
+    metrics = folder.training_record()
+    print(f"[brainlab] {folder} already holds this run, finished, with the same settings: reusing it, not "
           "training it again (delete the folder to train it again)")
-    history = {key: [row[key] for row in rows] for key in (rows[0] if rows else {})}
-    return FitResult(run_dir, history, metrics, bool(metrics.get("cached_features")), reused=True)
+    return FitResult(folder.path, _columns(folder.history()), metrics, bool(metrics.get("cached_features")),
+                     reused=True)
 
 
 # --------------------------------------------------------------------------- fit
+@dataclass(frozen=True)
+class FitOptions:
+    """The settings of :func:`fit` besides the model, the data, the folder and the epochs, with their defaults.
+
+    The defaults are declared here and nowhere else (:func:`fit`'s signature takes them from this
+    class); :func:`fit`'s docstring says what each setting does.
+    """
+
+    class_weight: str | dict | None = None  # None, "balanced" or {class: weight}
+    early_stopping_patience: int | None = None
+    monitor: str = MONITOR
+    cache_features: bool | str = "auto"
+    shuffle_cached: bool = True
+    seed: int = DEFAULT_SEED
+    deterministic: bool = False
+    strategy: tf.distribute.Strategy | None = None
+    progress: bool = True
+    callbacks: tuple = ()  # Keras callbacks, run after brainlab's own
+    experiment: dict | None = None
+
+
 @dataclass
 class FitResult:
     """What :func:`fit` returns: where the run lies and what it measured."""
@@ -494,7 +516,7 @@ class FitResult:
 
     @property
     def best_model_path(self) -> Path:
-        return self.run_dir / runs.BEST
+        return runs.RunFolder(self.run_dir).best_path
 
 
 def _jsonable(value):
@@ -509,6 +531,11 @@ def _jsonable(value):
     return str(value)
 
 
+def _columns(rows: list[dict]) -> dict[str, list]:
+    """History rows (one dict per epoch) as columns (one list per key), as :attr:`FitResult.history` keeps them."""
+    return {key: [row[key] for row in rows] for key in (rows[0] if rows else {})}
+
+
 def _clone_under(model, strategy):
     """The same model (weights, trainable flags, compile settings) built inside ``strategy``."""
     with strategy.scope():
@@ -520,10 +547,12 @@ def _clone_under(model, strategy):
 
 
 def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset | None, run_dir, epochs: int, *,
-        class_weight=None, early_stopping_patience: int | None = None, monitor: str = MONITOR,
-        cache_features="auto", shuffle_cached: bool = True, seed: int = DEFAULT_SEED, deterministic: bool = False,
-        strategy: tf.distribute.Strategy | None = None, progress: bool = True, callbacks=(),
-        experiment: dict | None = None) -> FitResult:
+        class_weight=FitOptions.class_weight, early_stopping_patience: int | None = FitOptions.early_stopping_patience,
+        monitor: str = FitOptions.monitor, cache_features=FitOptions.cache_features,
+        shuffle_cached: bool = FitOptions.shuffle_cached, seed: int = FitOptions.seed,
+        deterministic: bool = FitOptions.deterministic, strategy: tf.distribute.Strategy | None = FitOptions.strategy,
+        progress: bool = FitOptions.progress, callbacks=FitOptions.callbacks,
+        experiment: dict | None = FitOptions.experiment) -> FitResult:
     """Train ``model`` into ``run_dir`` (see the module docstring for the files), resuming if interrupted.
 
     - ``train_ds``/``val_ds``: batched ``(float32 images in 0..255, int labels)`` datasets,
@@ -547,70 +576,107 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset |
     finished, reuses it (no training; ``model`` gets its last weights, ``reused`` is True). With any
     other setting it is refused, naming each difference. One process at a time trains in a folder.
     """
-    if strategy is not None and model.distribute_strategy is not strategy:
-        twin = _clone_under(model, strategy)
-        result = fit(twin, train_ds, val_ds, run_dir, epochs, class_weight=class_weight,
-                     early_stopping_patience=early_stopping_patience, monitor=monitor,
-                     cache_features=cache_features, shuffle_cached=shuffle_cached, seed=seed,
-                     deterministic=deterministic, progress=progress, callbacks=callbacks, experiment=experiment)
-        model.set_weights(twin.get_weights())
-        return result
-
-    run_dir = Path(run_dir)
+    options = FitOptions(class_weight=class_weight, early_stopping_patience=early_stopping_patience,
+                         monitor=monitor, cache_features=cache_features, shuffle_cached=shuffle_cached, seed=seed,
+                         deterministic=deterministic, strategy=strategy, progress=progress,
+                         callbacks=tuple(callbacks), experiment=experiment)
+    trained = model if strategy is None or model.distribute_strategy is strategy else _clone_under(model, strategy)
     with runs.lock(run_dir, "training"):
-        set_seed(seed)
-        if deterministic:
-            tf.config.experimental.enable_op_determinism()
-        if not model.compiled:
-            compile_model(model)
-        monitor, mode = monitored(monitor, has_validation=val_ds is not None)
-        settings = _settings_record(model, epochs, monitor=monitor, class_weight=class_weight, seed=seed,
-                                    early_stopping_patience=early_stopping_patience, deterministic=deterministic,
-                                    shuffle_cached=shuffle_cached, experiment=experiment)
-        saved = runs.read_json(run_dir / runs.CONFIG)
-        if saved is None:
-            start = _fresh_start(run_dir)
-        else:
-            runs.check_same_settings(run_dir, settings)
-            if run_finished(run_dir):
-                return _reuse(model, run_dir)
-            start = _resume_point(run_dir, monitor, mode)
-        return _train(model, train_ds, val_ds, run_dir, epochs, start, saved, settings, monitor, mode,
-                      class_weight=class_weight, early_stopping_patience=early_stopping_patience,
-                      cache_features=cache_features, shuffle_cached=shuffle_cached, seed=seed, progress=progress,
-                      callbacks=callbacks)
+        result = _fit_in(runs.RunFolder(run_dir), trained, train_ds, val_ds, epochs, options)
+    if trained is not model:
+        model.set_weights(trained.get_weights())  # trained on the strategy's devices, kept in the model given
+    return result
 
 
-def _train(model, train_ds, val_ds, run_dir: Path, epochs: int, start: _Start, saved: dict | None, settings: dict,
-           monitor: str, mode: str, *, class_weight, early_stopping_patience, cache_features, shuffle_cached, seed,
-           progress, callbacks) -> FitResult:
-    """The training itself, from ``start``, while :func:`fit` holds the run folder."""
-    plan, plan_reason = _plan(model, cache_features)
-    trained_model = plan[1] if plan else model
-    cache_seconds = 0.0
-    if plan:
-        started = time.perf_counter()
-        extractor, head = plan
-        train_x, train_y, batch_size = _extract(extractor, train_ds)
-        train_data = _cached_dataset(train_x, train_y, batch_size, shuffle_cached, seed)
-        val_data = None
-        if val_ds is not None:
-            val_x, val_y, _ = _extract(extractor, val_ds)
-            val_data = _cached_dataset(val_x, val_y, batch_size, False, seed)
-        _compile_like(head, model)
-        cache_seconds = time.perf_counter() - started
-    else:
-        train_data, val_data = train_ds, val_ds
-    if isinstance(class_weight, str):
-        if class_weight != "balanced":
-            raise ValueError(f"class_weight must be None, 'balanced' or a dict, not {class_weight!r}")
-        labels = train_y if plan else dataset_labels(train_ds)
-        class_weight = class_weights(labels, num_classes=int(model.outputs[0].shape[-1]))
+def _fit_in(folder: runs.RunFolder, model, train_ds, val_ds, epochs: int, options: FitOptions) -> FitResult:
+    """:func:`fit`, step by step, while it holds ``folder``: the settings, where to start (or reuse a finished run),
+    what to train on, config.json, the callbacks, Keras's own ``fit``, the training record."""
+    _prepare(model, options)
+    monitor, mode = monitored(options.monitor, has_validation=val_ds is not None)
+    settings = _settings_record(model, epochs, monitor, options)
+    saved = folder.config()
+    start = _starting_point(folder, settings, saved, monitor, mode)
+    if start is None:
+        return _reuse(model, folder)
+    inputs = _inputs(model, train_ds, val_ds, options)
+    _write_config(folder, settings, saved, model, inputs)
+    callbacks, history = _callbacks(model, folder, epochs, start, monitor, mode, options)
+    started = time.perf_counter()
+    inputs.model.fit(inputs.train, validation_data=inputs.val, epochs=epochs, initial_epoch=start.epoch,
+                     class_weight=inputs.class_weight, callbacks=callbacks, verbose=0,
+                     shuffle=False)  # the order is the dataset's own (or shuffle_cached)
+    return _finish(folder, history.rows, epochs, start, monitor, mode, inputs, time.perf_counter() - started)
 
+
+def _prepare(model, options: FitOptions) -> None:
+    """Seed everything (and make TensorFlow deterministic if asked); compile an uncompiled model."""
+    set_seed(options.seed)
+    if options.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    if not model.compiled:
+        compile_model(model)
+
+
+def _starting_point(folder: runs.RunFolder, settings: dict, saved: dict | None, monitor: str,
+                    mode: str) -> _Start | None:
+    """Where the training in ``folder`` starts: the beginning, or after its last finished epoch; None when the run
+    there is finished (it is reused). A run started with other settings is refused."""
     if saved is None:
-        runs.write_json(run_dir / runs.CONFIG, _jsonable({
-            **settings, "class_weight": class_weight, "cached_features": bool(plan),
-            "cached_features_reason": plan_reason, "resumed": False,
+        return _fresh_start(folder)
+    runs.check_same_settings(folder.path, settings)
+    if folder.finished():
+        return None
+    return _resume_point(folder, monitor, mode)
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What Keras trains: the model on the datasets given, or only its trainable head on cached features."""
+
+    model: keras.Model  # the model itself, or its trainable head (the same layers)
+    train: tf.data.Dataset
+    val: tf.data.Dataset | None
+    class_weight: dict | None  # as Keras takes it: "balanced" resolved to the weights of the training labels
+    cached: bool  # whether the frozen part's features were computed once (:func:`split_at_trainable`)
+    reason: str  # why they were, or were not
+    cache_seconds: float = 0.0  # how long computing them took
+
+
+def _inputs(model, train_ds, val_ds, options: FitOptions) -> _Inputs:
+    """Choose the training path (:func:`_plan`) and prepare what it trains on, class weights included."""
+    plan, reason = _plan(model, options.cache_features)
+    if plan is None:
+        weights = _class_weight(options.class_weight, lambda: dataset_labels(train_ds), model)
+        return _Inputs(model, train_ds, val_ds, weights, False, reason)
+    started = time.perf_counter()
+    extractor, head = plan
+    train_x, train_y, batch_size = _extract(extractor, train_ds)
+    train_data = _cached_dataset(train_x, train_y, batch_size, options.shuffle_cached, options.seed)
+    val_data = None
+    if val_ds is not None:
+        val_x, val_y, _ = _extract(extractor, val_ds)
+        val_data = _cached_dataset(val_x, val_y, batch_size, False, options.seed)
+    _compile_like(head, model)
+    seconds = time.perf_counter() - started
+    weights = _class_weight(options.class_weight, lambda: train_y, model)
+    return _Inputs(head, train_data, val_data, weights, True, reason, seconds)
+
+
+def _class_weight(setting, labels, model) -> dict | None:
+    """``class_weight`` as Keras takes it: "balanced" becomes the weights of ``labels()``, the training labels."""
+    if not isinstance(setting, str):
+        return setting
+    if setting != "balanced":
+        raise ValueError(f"class_weight must be None, 'balanced' or a dict, not {setting!r}")
+    return class_weights(labels(), num_classes=int(model.outputs[0].shape[-1]))
+
+
+def _write_config(folder: runs.RunFolder, settings: dict, saved: dict | None, model, inputs: _Inputs) -> None:
+    """config.json: written whole when the run starts (its first file); marked ``resumed`` on its first resume."""
+    if saved is None:
+        runs.write_json(folder.config_path, _jsonable({
+            **settings, "class_weight": inputs.class_weight, "cached_features": inputs.cached,
+            "cached_features_reason": inputs.reason, "resumed": False,
             "device": {"gpus": gpu_count(), "replicas": model.distribute_strategy.num_replicas_in_sync,
                        "dtype_policy": keras.config.dtype_policy().name, "jit_compile": model.jit_compile},
             "versions": {"brainlab": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
@@ -618,40 +684,39 @@ def _train(model, train_ds, val_ds, run_dir: Path, epochs: int, start: _Start, s
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }))
     elif not saved.get("resumed"):
-        runs.write_json(run_dir / runs.CONFIG, {**saved, "resumed": True})
+        runs.write_json(folder.config_path, {**saved, "resumed": True})
 
-    best_file = run_dir / runs.BEST
 
+def _callbacks(model, folder: runs.RunFolder, epochs: int, start: _Start, monitor: str, mode: str,
+               options: FitOptions) -> tuple[list, _History]:
+    """brainlab's callbacks (the run's files, early stopping, progress), then the caller's; and the history kept."""
     def rewrite_best():  # the model now holds the backup's epoch, the best finished one
-        runs.save_model(model, best_file, epoch=start.epoch - 1, monitor=monitor, score=start.threshold)
+        runs.save_model(model, folder.best_path, epoch=start.epoch - 1, monitor=monitor, score=start.threshold)
 
-    history = _History(run_dir / runs.HISTORY, start.rows)
+    history = _History(folder.history_path, start.rows)
     # The writes of an epoch, in the order _resume_point relies on: history.csv, backup/, best.keras.
-    all_callbacks = [
+    callbacks = [
         _EpochTimer(),
         keras.callbacks.TerminateOnNaN(),
         history,
-        _Backup(run_dir, start.restore, rewrite_best if start.rewrite_best else None),
-        _KeepBest(model, best_file, monitor, mode, start.threshold),
-        _SaveAtEnd(model, run_dir / runs.LAST, start.epoch - 1),  # not every epoch: a ResNet50 takes seconds
+        _Backup(folder.path, start.restore, rewrite_best if start.rewrite_best else None),
+        _KeepBest(model, folder.best_path, monitor, mode, start.threshold),
+        _SaveAtEnd(model, folder.last_path, start.epoch - 1),  # not every epoch: a ResNet50 takes seconds
     ]
-    if early_stopping_patience is not None:
-        all_callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode,
-                                                           patience=early_stopping_patience,
-                                                           restore_best_weights=True))
-    if progress:
+    if options.early_stopping_patience is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode,
+                                                       patience=options.early_stopping_patience,
+                                                       restore_best_weights=True))
+    if options.progress:
         from tqdm.keras import TqdmCallback
 
-        all_callbacks.append(TqdmCallback(epochs=epochs, initial=start.epoch, verbose=1))
-    all_callbacks.extend(callbacks)
+        callbacks.append(TqdmCallback(epochs=epochs, initial=start.epoch, verbose=1))
+    return callbacks + list(options.callbacks), history
 
-    started = time.perf_counter()
-    trained_model.fit(train_data, validation_data=val_data, epochs=epochs, initial_epoch=start.epoch,
-                      class_weight=class_weight, callbacks=all_callbacks, verbose=0,
-                      shuffle=False)  # the order is the dataset's own (or shuffle_cached)
-    train_seconds = time.perf_counter() - started
 
-    rows = history.rows
+def _finish(folder: runs.RunFolder, rows: list[dict], epochs: int, start: _Start, monitor: str, mode: str,
+            inputs: _Inputs, train_seconds: float) -> FitResult:
+    """Write the training record (metrics.json, the run's last file), then drop backup/: the run is finished."""
     seconds = [row["seconds"] for row in rows if not np.isnan(row.get("seconds", np.nan))]
     best, last = best_row(rows, monitor, mode), (rows[-1] if rows else None)
     metrics = {
@@ -659,14 +724,13 @@ def _train(model, train_ds, val_ds, run_dir: Path, epochs: int, start: _Start, s
         "resumed_from_epoch": start.epoch,
         "stopped_early": len(rows) < epochs,
         "best_epoch": best["epoch"] if best else None, "best": best, "last": last,
-        "monitor": monitor, "cached_features": bool(plan),
-        "feature_cache_seconds": cache_seconds, "train_seconds": train_seconds,
+        "monitor": monitor, "cached_features": inputs.cached,
+        "feature_cache_seconds": inputs.cache_seconds, "train_seconds": train_seconds,
         "seconds_per_epoch": statistics.median(seconds) if seconds else None,
     }
-    runs.write_json(run_dir / runs.METRICS, _jsonable(metrics))
-    runs.remove_backups(run_dir)  # last: until metrics.json is there, a rerun resumes from it
-    return FitResult(run_dir, {key: [row[key] for row in rows] for key in (rows[0] if rows else {})},
-                     metrics, bool(plan))
+    runs.write_json(folder.record_path, _jsonable(metrics))
+    runs.remove_backups(folder.path)  # last: until metrics.json is there, a rerun resumes from it
+    return FitResult(folder.path, _columns(rows), metrics, inputs.cached)
 
 
 def _optimizer_config(optimizer) -> dict | None:
@@ -679,29 +743,29 @@ def _optimizer_config(optimizer) -> dict | None:
     return optimizer.get_config()
 
 
-def _settings_record(model, epochs, *, monitor, class_weight, early_stopping_patience, seed, deterministic,
-                     shuffle_cached, experiment=None) -> dict:
+def _settings_record(model, epochs: int, monitor: str, options: FitOptions) -> dict:
     """The part of config.json that decides a run's result, as JSON would give it back.
 
-    ``class_weight`` is the setting as passed ("balanced", a dict or None); config.json also
-    keeps the weights it resolved to. ``experiment``: what fit's caller adds (see :func:`fit`).
+    ``options.class_weight`` is the setting as passed ("balanced", a dict or None); config.json also
+    keeps the weights it resolved to. ``options.experiment``: what fit's caller adds (see :func:`fit`).
     """
     record = {
         "model": model.name, "input_shape": model.input_shape, "parameters": parameter_counts(model), "epochs": epochs,
         "optimizer": _optimizer_config(model.optimizer),
         "loss": model.get_compile_config().get("loss") if model.compiled else None,
-        "class_weight_setting": class_weight, "early_stopping_patience": early_stopping_patience, "monitor": monitor,
-        "seed": seed, "deterministic": deterministic, "shuffle_cached": shuffle_cached,
+        "class_weight_setting": options.class_weight, "early_stopping_patience": options.early_stopping_patience,
+        "monitor": monitor, "seed": options.seed, "deterministic": options.deterministic,
+        "shuffle_cached": options.shuffle_cached,
     }
-    if experiment is not None:
-        record["experiment"] = experiment
+    if options.experiment is not None:
+        record["experiment"] = options.experiment
     return json.loads(json.dumps(_jsonable(record)))
 
 
 # --------------------------------------------------------------------------- two stages
 def run_finished(run_dir) -> bool:
     """Whether a :func:`fit` run in ``run_dir`` ran to its end (metrics.json, its last file, is written)."""
-    return (Path(run_dir) / runs.METRICS).is_file()
+    return runs.RunFolder(run_dir).finished()
 
 
 def fine_tune_two_stage(model: keras.Model, train_ds, val_ds, run_dir, head_epochs: int = 5,
@@ -723,16 +787,15 @@ def fine_tune_two_stage(model: keras.Model, train_ds, val_ds, run_dir, head_epoc
     """
     from brainlab.models import unfreeze_top
 
-    run_dir = Path(run_dir)
-    head_dir, tune_dir = run_dir / "1_head", run_dir / "2_fine_tune"
-    with runs.lock(run_dir, "training"):
+    folder = runs.RunFolder(run_dir)
+    head, tune = folder.head, folder.fine_tune
+    with runs.lock(folder.path, "training"):
         compile_model(model, head_learning_rate, metrics=metrics)
-        first = fit(model, train_ds, val_ds, head_dir, head_epochs, **fit_kwargs)
-        best = head_dir / runs.BEST
-        model.load_weights(best if best.exists() else head_dir / runs.LAST)
+        first = fit(model, train_ds, val_ds, head.path, head_epochs, **fit_kwargs)
+        model.load_weights(head.best_path if head.best_path.exists() else head.last_path)
         unfreeze_top(model, after=unfreeze_after)
         compile_model(model, fine_tune_learning_rate, metrics=metrics)
-        second = fit(model, train_ds, val_ds, tune_dir, fine_tune_epochs, **fit_kwargs)
+        second = fit(model, train_ds, val_ds, tune.path, fine_tune_epochs, **fit_kwargs)
     return (None if first.reused else first), second
 
 

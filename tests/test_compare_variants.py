@@ -19,8 +19,9 @@ PATHS = [f"Testing/{c}/{i}.jpg" for i, c in enumerate(["glioma_tumor", "glioma_t
 FILES = pd.DataFrame({"path": PATHS, "cross_split": ["True", "True", "False", "False"]})
 
 
-def make_run(folder: Path, predicted, val, external=None, seed=1, crop="none") -> Path:
-    """A finished official-split run: history with its kept epoch, predictions, metrics (and external metrics)."""
+def make_run(folder: Path, predicted, val, external=None, seed=1, crop="none", record="evaluation.json") -> Path:
+    """A finished official-split run: history with its kept epoch, predictions, its evaluation (and the external
+    one), kept in ``record`` (metrics.json: a run from before the evaluation record had its own name)."""
     (folder / "run").mkdir(parents=True)
     true = [p.split("/")[1] for p in PATHS]
     pd.DataFrame({"path": PATHS, "true": true, "predicted": predicted}).to_csv(folder / "predictions.csv", index=False)
@@ -29,10 +30,10 @@ def make_run(folder: Path, predicted, val, external=None, seed=1, crop="none") -
         folder / "run" / "history.csv", index=False)
     accuracy = sum(t == p for t, p in zip(true, predicted)) / len(true)
     metrics = {"split": "official-test", "accuracy": accuracy, "settings": {"seed": seed, "crop": crop}}
-    (folder / "metrics.json").write_text(json.dumps(metrics))
+    (folder / record).write_text(json.dumps(metrics))
     if external is not None:
         (folder / "external").mkdir()
-        (folder / "external" / "metrics.json").write_text(json.dumps(
+        (folder / "external" / record).write_text(json.dumps(
             {"split": "external-x", "accuracy": external, "per_class": {"glioma_tumor": {"recall": external / 2}}}))
     return folder
 
@@ -41,7 +42,8 @@ def test_table_choice_and_refusals(tmp_path, capsys):
     files_csv = tmp_path / "files.csv"
     FILES.to_csv(files_csv, index=False)
     right = ["glioma_tumor", "glioma_tumor", "no_tumor", "glioma_tumor"]
-    a = [make_run(tmp_path / f"a{s}", right, val=0.80, external=0.9, seed=s) for s in (1, 2)]
+    a = [make_run(tmp_path / "a1", right, val=0.80, external=0.9, seed=1),
+         make_run(tmp_path / "a2", right, val=0.80, external=0.9, seed=2, record="metrics.json")]
     b = [make_run(tmp_path / f"b{s}", ["no_tumor"] * 4, val=0.90, seed=s, crop="head") for s in (1, 2)]
     assert compare_variants.main([str(files_csv), "--variant", "A", *map(str, a), "--variant", "B", *map(str, b)]) == 0
     out = capsys.readouterr().out
@@ -55,7 +57,7 @@ def test_table_choice_and_refusals(tmp_path, capsys):
     with pytest.raises(SystemExit, match="differ in more than the seed"):
         compare_variants.main([str(files_csv), "--variant", "A", str(a[0]), str(mixed)])
     clean = make_run(tmp_path / "d", right, val=0.8)
-    metrics = json.loads((clean / "metrics.json").read_text())
-    (clean / "metrics.json").write_text(json.dumps({**metrics, "split": "clean-test"}))
+    metrics = json.loads((clean / "evaluation.json").read_text())
+    (clean / "evaluation.json").write_text(json.dumps({**metrics, "split": "clean-test"}))
     with pytest.raises(SystemExit, match="evaluated on clean-test"):
         compare_variants.main([str(files_csv), "--variant", "D", str(clean)])

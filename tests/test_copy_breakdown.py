@@ -69,10 +69,11 @@ def test_runs_on_a_manifest_split_are_refused(tmp_path, capsys):
     import json
 
     FILES.to_csv(tmp_path / "files.csv", index=False)
-    for name, split in (("own", "unverified-test"), ("clean", "clean-test")):
+    # the clean run is from before the evaluation record had its own name: its metrics.json is read the same
+    for name, split, record in (("own", "unverified-test", "evaluation.json"), ("clean", "clean-test", "metrics.json")):
         (tmp_path / name).mkdir()
         predictions(["glioma_tumor"] * 6).to_csv(tmp_path / name / "predictions.csv", index=False)
-        (tmp_path / name / "metrics.json").write_text(json.dumps({"split": split}))
+        (tmp_path / name / record).write_text(json.dumps({"split": split}))
     assert copy_breakdown.main([str(tmp_path / "files.csv"), str(tmp_path / "own")]) == 0
     assert "| own | copy in Training | 3 (2, 0, 1, 0) | 0.667 |" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="evaluated on clean-test, not on the Testing folder"):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from brainlab import evaluate, paper
+from brainlab import evaluate, paper, runs
 from brainlab.datasets import CLASS_NAMES
 from brainlab.evaluate import Predictions
 
@@ -189,8 +189,9 @@ def test_metrics_dict_is_json_and_complete(known, tmp_path):
     assert result["macro_auc"] == pytest.approx(evaluate.roc_auc(known)["macro avg"])
     assert result["macro avg"]["precision"] == pytest.approx(7 / 12)
     assert result["confusion_matrix"][0] == [2, 1, 1, 0]
-    saved = evaluate.save_metrics(known, tmp_path / "run" / "metrics.json", model="tiny")
-    assert json.loads(saved.read_text())["per_class"]["pituitary_tumor"]["recall"] == 1.0
+    saved = evaluate.save_metrics(known, runs.RunFolder(tmp_path / "run").evaluation_path, model="tiny")
+    assert saved == tmp_path / "run" / "evaluation.json"
+    assert runs.RunFolder(tmp_path / "run").evaluation()["per_class"]["pituitary_tumor"]["recall"] == 1.0
 
 
 # --------------------------------------------------------------------------- predict

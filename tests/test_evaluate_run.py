@@ -42,7 +42,8 @@ def test_evaluate_writes_what_training_writes(finished_run, tmp_path, capsys):
     out = tmp_path / "eval"
     assert main(["evaluate", "--run", str(finished_run), "--data", str(folder), "--out", str(out)]) == 0
     assert "Accuracy on external-nickparvar (12 images)" in capsys.readouterr().out
-    metrics = json.loads((out / "metrics.json").read_text())
+    assert not (out / "metrics.json").exists()  # an evaluation's record is evaluation.json, never metrics.json
+    metrics = json.loads((out / "evaluation.json").read_text())
     assert metrics["split"] == "external-nickparvar" and metrics["n_images"] == 12
     assert metrics["trained_on"] == "sample-train" and metrics["recipe"] == "small-cnn"
     assert metrics["settings"]["image_size"] == 64 and metrics["settings"]["channels"] == 3  # the run's own
@@ -70,7 +71,7 @@ def test_evaluate_on_the_images_an_audit_left(finished_run, tmp_path):
     out = tmp_path / "eval"
     assert main(["evaluate", "--run", str(finished_run), "--data", str(b), "--manifest", str(manifest),
                  "--out", str(out)]) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out / "evaluation.json").read_text())
     assert metrics["split"] == "external-nickparvar" and metrics["n_images"] == 12
     paths = set(pd.read_csv(out / "predictions.csv")["path"])
     assert len(paths) == 12 and not paths & set(planted)
@@ -95,7 +96,21 @@ def test_bad_data_folders_are_explained(finished_run, tmp_path, capsys, damage, 
     assert main(["evaluate", "--run", str(finished_run), "--data", str(folder), "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
-    assert not (tmp_path / "o" / "metrics.json").exists()
+    assert not (tmp_path / "o" / "evaluation.json").exists()
+
+
+@pytest.mark.slow
+def test_a_run_made_before_evaluation_json_is_still_read(finished_run, tmp_path):
+    """A run folder from before the evaluation record had its own name keeps it in metrics.json: still read."""
+    old = tmp_path / "old"
+    shutil.copytree(finished_run, old)
+    (old / "evaluation.json").rename(old / "metrics.json")
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--run", str(old), "--data", str(nickparvar_folder(tmp_path / "external")),
+                 "--out", str(out)]) == 0
+    metrics = json.loads((out / "evaluation.json").read_text())
+    assert metrics["trained_on"] == "sample-train" and metrics["recipe"] == "small-cnn"  # from the old record
+    assert not (out / "metrics.json").exists() and not (old / "evaluation.json").exists()  # nothing renamed
 
 
 def test_a_run_folder_without_a_model_is_explained(tmp_path, capsys):

@@ -16,12 +16,14 @@ from brainlab import train
 from brainlab.cli import main
 
 LOADED = time.time()  # no run of this module can take longer than the time since
-REPORT_FILES = {"metrics.json", "predictions.csv", "report.md", "curves.png", "confusion.png", "roc.png", "per_class.png"}
+REPORT_FILES = {"evaluation.json", "predictions.csv", "report.md", "curves.png", "confusion.png", "roc.png",
+                "per_class.png"}
 
 
 def _check_outputs(out, recipe, epochs):
     assert REPORT_FILES <= {p.name for p in out.iterdir()}
-    metrics = json.loads((out / "metrics.json").read_text())
+    assert not (out / "metrics.json").exists()  # that name is the training record's (in run/), not the evaluation's
+    metrics = json.loads((out / "evaluation.json").read_text())
     assert metrics["split"] == "sample-test" and metrics["recipe"] == recipe and metrics["epochs"] == epochs
     assert metrics["dtype_policy"] == keras.config.dtype_policy().name  # float32 unless a test sets another
     for name in ("glioma_tumor", "meningioma_tumor", "no_tumor", "pituitary_tumor"):
@@ -76,7 +78,7 @@ def test_a_random_start_of_the_paper_recipe_times_it_and_shows_no_number(tmp_pat
     assert "Timing only: no ImageNet weights" in printed.out
     written = {p.relative_to(out).as_posix(): p for p in out.rglob("*") if p.is_file()}
     assert not {"predictions.csv", "confusion.png", "roc.png", "per_class.png", "curves.png"} & set(written)
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out / "evaluation.json").read_text())
     assert metrics["timing_only"] is True and metrics["seconds"] > 0 and metrics["n_images"] == 40
     assert not {"accuracy", "per_class", "macro_auc", "confusion_matrix", "split"} & set(metrics)
     assert metrics["departures_from_paper"][0].startswith("augmentation none: not the paper's setting")
@@ -143,7 +145,7 @@ def test_missing_weights_file_stops_with_a_message(tmp_path, capsys):
     assert refused.value.code == 2
     err = capsys.readouterr().err
     assert "nope.h5 does not exist" in err and "Traceback" not in err
-    assert not (tmp_path / "o" / "metrics.json").exists()
+    assert not (tmp_path / "o" / "evaluation.json").exists()
 
 
 def test_unknown_recipe_is_refused():
@@ -163,7 +165,7 @@ def test_a_run_on_your_own_folder_is_not_called_official(tmp_path):
     out = tmp_path / "run"
     assert main(["train", "--recipe", "small-cnn", "--data", str(mine), "--epochs", "1", "--image-size", "32",
                  "--out", str(out)]) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out / "evaluation.json").read_text())
     assert metrics["split"] == "unverified-test" and metrics["n_images"] == 32
     report = (out / "report.md").read_text()
     assert report.splitlines()[0].endswith("accuracy on unverified-test")
@@ -283,7 +285,7 @@ def test_the_cli_trains_under_the_gpu_policy_it_is_given(tmp_path, monkeypatch):
                      "--out", str(out)]) == 0
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out / "evaluation.json").read_text())
     assert metrics["dtype_policy"] == "mixed_bfloat16"
     config = json.loads((out / "run" / "config.json").read_text())
     assert config["device"]["dtype_policy"] == "mixed_bfloat16"

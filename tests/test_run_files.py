@@ -32,10 +32,13 @@ def damage(run, how):
         tiny_model(outputs=3).save(model_file)
     elif how == "another rank":
         tiny_model(inputs=(32,)).save(model_file)
-    elif how == "broken metrics.json":
+    elif how == "broken evaluation.json":
+        (run / "evaluation.json").write_text('{"split": "unverified-te')
+    elif how == "foreign evaluation.json":
+        (run / "evaluation.json").write_text('["not", "a", "run"]')
+    elif how == "broken old metrics.json":  # a run from before the evaluation record was called evaluation.json
+        (run / "evaluation.json").unlink()
         (run / "metrics.json").write_text('{"split": "unverified-te')
-    elif how == "foreign metrics.json":
-        (run / "metrics.json").write_text('["not", "a", "run"]')
     return model_file
 
 
@@ -45,18 +48,19 @@ def damage(run, how):
     ("config only", "is not a Keras model file brainlab can load"),
     ("3 outputs", "is not a brainlab classifier"),
     ("another rank", "is not a brainlab classifier"),
-    ("broken metrics.json", "metrics.json is not the metrics.json of a brainlab run"),
-    ("foreign metrics.json", "metrics.json is not the metrics.json of a brainlab run"),
+    ("broken evaluation.json", "evaluation.json is not the evaluation record of a brainlab run"),
+    ("foreign evaluation.json", "evaluation.json is not the evaluation record of a brainlab run"),
+    ("broken old metrics.json", "metrics.json is not the evaluation record of a brainlab run"),
 ])
 def test_a_damaged_run_is_named(tmp_path, capsys, how, message):
     run = tmp_path / "run"
     (run / "run").mkdir(parents=True)
     tiny_model().save(run / "run" / "best.keras")
-    (run / "metrics.json").write_text(json.dumps({"split": "unverified-test", "settings": {"recipe": "small-cnn"}}))
+    (run / "evaluation.json").write_text(json.dumps({"split": "unverified-test", "settings": {"recipe": "small-cnn"}}))
     damage(run, how)
     data = make_dataset(tmp_path / "data", per_class=1, splits=("Testing",), size=32) / "Testing"
     code = main(["evaluate", "--run", str(run), "--data", str(data), "--out", str(tmp_path / "ev")])
     err = capsys.readouterr().err
     assert code == 1 and message in err and "File not found" not in err, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    assert not (tmp_path / "ev" / "metrics.json").exists()
+    assert not (tmp_path / "ev" / "evaluation.json").exists()

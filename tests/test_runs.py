@@ -111,7 +111,7 @@ def fake_run(out: Path) -> Path:
     """What `brainlab train --out OUT` leaves, as far as telling a run folder goes."""
     (out / "run").mkdir(parents=True)
     (out / "run" / runs.CONFIG).write_text(json.dumps({"model": "small_cnn", "versions": {"brainlab": "0.1.0"}}))
-    (out / runs.METRICS).write_text(json.dumps({"accuracy": 0.5}))
+    (out / "evaluation.json").write_text(json.dumps({"accuracy": 0.5}))
     return out
 
 
@@ -123,7 +123,7 @@ def test_evaluate_out_may_not_be_a_run_folder_or_inside_one(tmp_path, capsys, wh
     assert main(["evaluate", "--run", str(run), "--data", str(tmp_path), "--out", str(out)]) == 1
     message = capsys.readouterr().err
     assert message.startswith(f"brainlab evaluate: --out {out} ")
-    assert "the evaluation's metrics.json, predictions.csv and report.md would overwrite or mix with that run's " \
+    assert "the evaluation's evaluation.json, predictions.csv and report.md would overwrite or mix with that run's " \
            "own" in message
     assert f"--out {run.parent / 'trained-evaluation'}" in message and "Traceback" not in message
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == kept
@@ -210,13 +210,13 @@ def test_what_an_interruption_cannot_leave_is_refused_with_the_command_that_star
 # --------------------------------------------------------------------------- brainlab train, interrupted
 @pytest.mark.slow
 @pytest.mark.parametrize("interrupt", ["predictions.csv:1:KILL:before", "report.md:1:INT:before",
-                                       "metrics.json:2:KILL:after"])
+                                       "evaluation.json:1:KILL:after"])
 def test_brainlab_train_interrupted_while_writing_its_results_is_finished_by_the_rerun(tmp_path, interrupt):
     out, log = tmp_path / "out", tmp_path / "log.jsonl"
     command = ["train", "--recipe", "small-cnn", "--quick", "--epochs", "1", "--batch-size", "8", "--out", str(out)]
     child = subprocess.run([sys.executable, str(CHILD), "cli", str(log), *command],
                            env=child_env(tmp_path, interrupt), capture_output=True, text=True, timeout=400)
-    name, _, how, _ = interrupt.split(":")  # metrics.json 2: the results' (the 1st is the training's, in run/)
+    name, _, how, _ = interrupt.split(":")
     assert json.loads(log.read_text())["interrupted"] == name, child.stderr[-3000:]
     assert child.returncode == (130 if how == "INT" else -9), child.stderr[-3000:]
     if how == "INT":
@@ -227,7 +227,8 @@ def test_brainlab_train_interrupted_while_writing_its_results_is_finished_by_the
 
     assert (out / "run" / runs.BEST).read_bytes() == trained
     assert not list(out.rglob(f"{runs.PARTIAL}*")) and not list(out.rglob(runs.LOCK))
-    metrics = json.loads((out / runs.METRICS).read_text())
+    assert not (out / "metrics.json").exists()  # the evaluation's record has its own name; run/ has the training's
+    metrics = json.loads((out / "evaluation.json").read_text())
     predictions = pd.read_csv(out / runs.PREDICTIONS)
     assert len(predictions) == metrics["n_images"] == 40
     assert metrics["accuracy"] == pytest.approx((predictions["true"] == predictions["predicted"]).mean())

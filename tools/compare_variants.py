@@ -4,9 +4,9 @@
         --variant standard runs/residual-cnn-128-official-seed* \\
         --variant source-shift runs/augment-seed* --variant head-crop runs/headcrop-seed*
 
-Every run folder is a ``brainlab train --split official`` run (``metrics.json``, ``predictions.csv``,
-``run/history.csv``); ``RUN/external/metrics.json``, where present, is the same model scored on
-another dataset's images by ``brainlab evaluate --out RUN/external``. For each variant the table
+Every run folder is a ``brainlab train --split official`` run (``evaluation.json``, ``predictions.csv``,
+``run/history.csv``, read through :class:`brainlab.runs.RunFolder`); ``RUN/external/evaluation.json``,
+where present, is the same model scored on another dataset's images by ``brainlab evaluate --out RUN/external``. For each variant the table
 gives, as mean ± std over its runs (seeds): validation accuracy at the kept epoch (the epoch of
 lowest validation loss, the model that is scored), then official-test accuracy, split into the
 test images with and without a copy in Training (``files.csv`` of ``brainlab audit``), glioma
@@ -18,19 +18,16 @@ test columns are read after the choice, never used for it.
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import statistics
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from copy_breakdown import TESTING_SPLITS, breakdown  # noqa: E402
-from results_table import mean_std  # noqa: E402
+from tools.copy_breakdown import TESTING_SPLITS, breakdown
+from tools.results_table import mean_std
 
-from brainlab import history  # noqa: E402
+from brainlab import history, runs  # noqa: E402
 
 COLUMNS = ("validation (kept epoch)", "official-test", "with a copy in Training", "no copy",
            "no copy: glioma recall", "external", "external: glioma recall")
@@ -38,24 +35,34 @@ COLUMNS = ("validation (kept epoch)", "official-test", "with a copy in Training"
 
 def kept_validation_accuracy(run: Path) -> float:
     """Validation accuracy at the epoch ``brainlab.train.fit`` kept (lowest validation loss)."""
-    path = run / "run" / "history.csv"
-    if not path.is_file():
-        raise ValueError(f"{path} does not exist: is the run finished (a one-stage recipe such as residual-cnn)?")
-    with open(path, newline="") as f:
-        rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    training = runs.RunFolder(run).training
+    if not training.history_path.is_file():
+        raise ValueError(f"{training.history_path} does not exist: is the run finished (a one-stage recipe such as "
+                         "residual-cnn)?")
     monitor, mode = history.monitored()
-    return history.best_row(rows, monitor, mode)["val_accuracy"]
+    return history.best_row(training.history(), monitor, mode)["val_accuracy"]
+
+
+def evaluation(run: Path) -> dict:
+    """The evaluation record of a finished run (a ValueError naming the file when there is none)."""
+    found = runs.RunFolder(run).evaluation()
+    if found is None:
+        raise ValueError(f"{runs.RunFolder(run).evaluation_path} does not exist: is the run in {run} finished?")
+    return found
 
 
 def scores(run: Path, files: pd.DataFrame) -> dict[str, float | None]:
     """One run's numbers, in the order of :data:`COLUMNS`."""
-    metrics = json.loads((run / "metrics.json").read_text())
+    folder = runs.RunFolder(run)
+    metrics = evaluation(run)
     if metrics.get("split") not in TESTING_SPLITS:
         raise ValueError(f"{run} was evaluated on {metrics.get('split')}, not the Testing folder: "
                          "compare runs made with --split official")
-    parts = breakdown(pd.read_csv(run / "predictions.csv"), files)
-    external_file = run / "external" / "metrics.json"
-    external = json.loads(external_file.read_text()) if external_file.is_file() else None
+    predictions = folder.predictions()
+    if predictions is None:
+        raise ValueError(f"{folder.predictions_path} does not exist: is the run in {run} finished?")
+    parts = breakdown(predictions, files)
+    external = folder.external.evaluation()
     return dict(zip(COLUMNS, (
         kept_validation_accuracy(run), metrics["accuracy"], parts["copy in Training"]["accuracy"],
         parts["no copy"]["accuracy"], parts["no copy"]["recall"]["glioma_tumor"],
@@ -64,7 +71,7 @@ def scores(run: Path, files: pd.DataFrame) -> dict[str, float | None]:
 
 
 def settings_of(run: Path) -> dict:
-    settings = dict(json.loads((run / "metrics.json").read_text()).get("settings", {}))
+    settings = dict(evaluation(run).get("settings", {}))
     settings.pop("seed", None)
     return settings
 
