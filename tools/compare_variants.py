@@ -1,6 +1,6 @@
 """Variants of one recipe side by side, chosen on validation, scored on every test set there is.
 
-    python tools/compare_variants.py runs/audit/files.csv \\
+    python -m tools.compare_variants runs/audit/files.csv \\
         --variant standard runs/residual-cnn-128-official-seed* \\
         --variant source-shift runs/augment-seed* --variant head-crop runs/headcrop-seed*
 
@@ -27,9 +27,9 @@ import pandas as pd
 from tools.copy_breakdown import TESTING_SPLITS, breakdown
 from tools.results_table import mean_std
 
-from brainlab import history, runs  # noqa: E402
+from brainlab import history, protocols, runs
 
-COLUMNS = ("validation (kept epoch)", "official-test", "with a copy in Training", "no copy",
+COLUMNS = ("validation (kept epoch)", str(protocols.OFFICIAL_TEST), "with a copy in Training", "no copy",
            "no copy: glioma recall", "external", "external: glioma recall")
 
 

@@ -1,6 +1,6 @@
 """Official-test results split by whether each test image has a copy in Training.
 
-    python tools/copy_breakdown.py runs/audit/files.csv runs/residual-cnn-128-official-seed*
+    python -m tools.copy_breakdown runs/audit/files.csv runs/residual-cnn-128-official-seed*
 
 ``files.csv`` comes from ``brainlab audit``; its ``cross_split`` column marks the images whose
 exact or near copy sits in the other split (Training or Testing). Each run folder needs the

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Cut the small sample shipped in brainlab/sample/ from a full copy of the dataset.
 
-    python tools/make_sample.py /path/to/brain-tumor-classification-mri
+    python -m tools.make_sample /path/to/brain-tumor-classification-mri
 
 Picks, per split and class, a seeded random choice of images whose bytes occur only once in
 the whole dataset (no byte-for-byte copies; re-encoded copies of one scan can still slip in, as
