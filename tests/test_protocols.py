@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("part", protocols.PARTS)
 def test_every_protocol_and_part_round_trips_through_the_written_form(protocol, part):
     name = ResultName(protocol, part)
-    assert str(name) == f"{protocol}-{part}"  # the form metrics.json files and recorded outputs hold
+    assert str(name) == f"{protocol}-{part}"  # the form evaluation.json files and recorded outputs hold
     assert ResultName.parse(str(name)) == name == ResultName.parse_or_none(str(name))
     assert (name.protocol, name.part) == (protocol, part)
 

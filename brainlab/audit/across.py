@@ -41,7 +41,7 @@ class CrossAudit:
     root_b: Path
     spec_a: datasets.DatasetSpec
     spec_b: datasets.DatasetSpec
-    files_a: pd.DataFrame  # one row per readable image of A (see brainlab.audit.inventory)
+    files_a: pd.DataFrame  # one row per readable image of A (see brainlab.audit.thumbnails.inventory)
     files_b: pd.DataFrame  # the same for B, with has_copy and copy_kind
     copies: pd.DataFrame  # one row per (B file, A file) copy: COPY_COLUMNS + class_b, class_a, split_a, label_disagrees
     checked: pd.DataFrame  # every pair compared by the near-copy check: path_a, path_b, kind (near/different), score
