@@ -65,8 +65,10 @@ def stage(root: str) -> dict:
 
 
 def main() -> None:
+    from brainlab import config  # BRAINLAB_DATA as brainlab reads it
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=os.environ.get("BRAINLAB_DATA", DEFAULT_DATA))
+    p.add_argument("--data", default=config.data_env() or DEFAULT_DATA)
     p.add_argument("--only", nargs="+", choices=["1x", "2x"], default=["1x", "2x"])
     p.add_argument("--stage", help=argparse.SUPPRESS)
     args = p.parse_args()

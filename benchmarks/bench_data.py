@@ -81,8 +81,10 @@ def stage_keras(args) -> dict:
 
 
 def main() -> None:
+    from brainlab import config  # BRAINLAB_DATA as brainlab reads it
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=os.environ.get("BRAINLAB_DATA", DEFAULT_DATA))
+    p.add_argument("--data", default=config.data_env() or DEFAULT_DATA)
     p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--epochs", type=int, default=3, help="cached epochs to time (the best one counts)")

@@ -2,9 +2,11 @@
 
 The course is a GitHub repository, :data:`REPOSITORY`, at a fixed :data:`REF` (a tag or a
 commit, never a branch that moves), both read from the data file ``brainlab/course.json``
-(:data:`SETTING`). Every notebook in ``notebooks/``, ``solutions/`` and
-``exercises/`` opens with a badge that opens it on Colab at that ref, and its setup cell
-installs brainlab from that same ref::
+(:data:`SETTING`) each time they are asked for, not when this module is imported: a damaged file
+breaks only what needs the address, and ``brainlab course-links --repo --ref`` can write it
+again. Every notebook in the course folders (:data:`brainlab.config.COURSE_FOLDERS`: ``notebooks/``,
+``solutions/``, ``exercises/``) opens with a badge that opens it on Colab at that ref, and its
+setup cell installs brainlab from that same ref::
 
     [![Open In Colab](...colab-badge.svg)](https://colab.research.google.com/github/OWNER/NAME/blob/REF/notebooks/00_setup_and_data.ipynb)
     SPEC = "brainlab @ git+https://github.com/OWNER/NAME@REF"
@@ -33,12 +35,14 @@ from numbers import Integral, Real
 from pathlib import Path
 
 from brainlab import runs
+from brainlab.config import COURSE_FOLDERS
 from brainlab.errors import BrainlabError
 
 SETTING = Path(__file__).with_name("course.json")  # {"repository": "OWNER/NAME", "ref": "TAG"}, package data
 _SETTING_IN_CHECKOUT = Path("brainlab") / "course.json"  # the same file, from the root of a course checkout
-
-FOLDERS = ("notebooks", "solutions", "exercises")
+_ABOUT = ("The course's address: every Colab badge and install line of the notebooks points at this repository "
+          "and ref (a tag or a commit, never a branch). Change both with `brainlab course-links --repo OWNER/NAME "
+          "--ref TAG`, which rewrites this file and the notebooks.")  # the "about" of a setting file written afresh
 _BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 _MOVING_REFS = frozenset({"main", "master", "head", "develop", "dev", "trunk", "latest", "stable", "gh-pages"})
 
@@ -57,10 +61,10 @@ INSTALL_SPEC = re.compile(rf"brainlab @ git\+https://github\.com/(?P<repo>{_NAME
                           rf"(?:@(?P<ref>{_REF}))?(?=[\"'\s]|$)")
 _SETTING_KEYS = ("repository", "ref")
 
-__all__ = ["REPOSITORY", "REF", "SETTING", "FOLDERS", "COLAB_URL", "INSTALL_SPEC", "CourseSettingError", "Change",
+__all__ = ["REPOSITORY", "REF", "SETTING", "COLAB_URL", "INSTALL_SPEC", "CourseSettingError", "Change",
            "check_setting", "colab_url", "badge", "install_spec", "rewrite_notebook", "notebook_bytes", "read_setting",
            "write_setting", "apply", "DESCRIPTION", "add_arguments", "run", "main",
-           "HEADLINE_MIME", "RANDOM_START", "headline", "headline_numbers", "headline_text",
+           "HEADLINE_MIME", "RANDOM_START", "is_random_start", "headline", "headline_numbers", "headline_text",
            "RESULTS", "MeasuredResultsError", "read_results", "measured_table",
            "FIRST_CNN_IMAGE_SIZE", "FIRST_CNN_EPOCHS", "FIRST_CNN_BATCH_SIZE"]
 
@@ -69,24 +73,45 @@ class CourseSettingError(BrainlabError):
     """The course's address cannot be used: not OWNER/NAME, a ref that moves, or a damaged setting file."""
 
 
-def read_setting(setting_file: Path | str = SETTING) -> tuple[str, str]:
-    """``(repository, ref)`` as ``setting_file`` (``brainlab/course.json``) holds them."""
-    setting_file = Path(setting_file)
+_SET_IT = "brainlab course-links --repo OWNER/NAME --ref TAG"  # the command that writes the setting afresh
+
+
+def read_setting(setting_file: Path | str | None = None) -> tuple[str, str]:
+    """``(repository, ref)`` as ``setting_file`` holds them (by default :data:`SETTING`, ``brainlab/course.json``)."""
+    setting_file = Path(SETTING if setting_file is None else setting_file)
     try:
         data = json.loads(setting_file.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise CourseSettingError(f"{setting_file} is missing: it holds the course's address. Restore it "
-                                 "(git checkout brainlab/course.json) or reinstall brainlab.") from None
+        raise CourseSettingError(f"{setting_file} is missing: it holds the course's address. Restore it (git checkout "
+                                 f"brainlab/course.json), write it again with {_SET_IT} in the course checkout, "
+                                 "or reinstall brainlab.") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise CourseSettingError(f"{setting_file} is not JSON ({exc}): restore it (git checkout "
-                                 "brainlab/course.json), or set it again with brainlab course-links --repo --ref.") from None
+                                 f"brainlab/course.json), or write it again with {_SET_IT}.") from None
     if not isinstance(data, dict) or not all(isinstance(data.get(key), str) for key in _SETTING_KEYS):
         raise CourseSettingError(f'{setting_file} must hold {{"repository": "OWNER/NAME", "ref": "TAG"}}, as strings; '
-                                 "set it with brainlab course-links --repo OWNER/NAME --ref TAG.")
+                                 f"write it again with {_SET_IT}.")
     return data["repository"], data["ref"]
 
 
-REPOSITORY, REF = read_setting()
+def __getattr__(name: str) -> str:
+    """:data:`REPOSITORY` and :data:`REF`, read from :data:`SETTING` each time they are asked for.
+
+    Read then, not at import: every ``brainlab`` command imports this module, and a damaged
+    setting must not stop the ones that have no use for the address (``brainlab cache``), nor the
+    one that writes it again (``brainlab course-links --repo --ref``).
+    """
+    if name in ("REPOSITORY", "REF"):
+        return read_setting()[("REPOSITORY", "REF").index(name)]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _address(repository: str | None, ref: str | None) -> tuple[str, str]:
+    """``repository`` and ``ref``, each as set in :data:`SETTING` where it is None."""
+    if repository is None or ref is None:
+        setting = read_setting()
+        repository, ref = repository or setting[0], ref or setting[1]
+    return repository, ref
 
 
 @dataclass(frozen=True)
@@ -135,28 +160,32 @@ def _is_branch(root: Path, ref: str) -> bool:
     return out.returncode == 0 and ref in names
 
 
-def colab_url(path: str, repository: str = REPOSITORY, ref: str = REF) -> str:
-    """The address that opens ``path`` (relative to the repository root) on Colab."""
+def colab_url(path: str, repository: str | None = None, ref: str | None = None) -> str:
+    """The address that opens ``path`` (relative to the repository root) on Colab; the course's own by default."""
+    repository, ref = _address(repository, ref)
     return f"https://colab.research.google.com/github/{repository}/blob/{ref}/{path}"
 
 
-def badge(path: str, repository: str = REPOSITORY, ref: str = REF) -> str:
+def badge(path: str, repository: str | None = None, ref: str | None = None) -> str:
     """The markdown "Open in Colab" badge for ``path``."""
     return f"[![Open In Colab]({_BADGE_IMAGE})]({colab_url(path, repository, ref)})"
 
 
-def install_spec(repository: str = REPOSITORY, ref: str = REF) -> str:
+def install_spec(repository: str | None = None, ref: str | None = None) -> str:
     """The pip requirement that installs brainlab from the course repository at ``ref``."""
+    repository, ref = _address(repository, ref)
     return f"brainlab @ git+https://github.com/{repository}@{ref}"
 
 
-def rewrite_notebook(nb, own_path: str, repository: str = REPOSITORY, ref: str = REF) -> list[tuple[str, str]]:
+def rewrite_notebook(nb, own_path: str, repository: str | None = None, ref: str | None = None) -> list[tuple[str, str]]:
     """Point every badge and install line of ``nb`` at ``repository``/``ref``; changes ``nb`` in place.
 
     Badges keep the path they link to, except the title's (the first badge of the first cell),
     which opens the notebook itself: its path becomes ``own_path``, so an exercise notebook made
     from a solution notebook opens itself. Returns ``(old line, new line)`` for each changed line.
+    The course's own address (:data:`SETTING`) is the default.
     """
+    repository, ref = _address(repository, ref)
     changes = []
     for index, cell in enumerate(nb.cells):
         if cell.cell_type == "markdown":
@@ -187,9 +216,23 @@ def notebook_bytes(nb) -> bytes:
 
 
 def write_setting(setting_file: Path | str, repository: str, ref: str) -> list[Change]:
-    """Set ``repository`` and ``ref`` in ``setting_file`` (written atomically, other keys kept); the changes made."""
+    """Set ``repository`` and ``ref`` in ``setting_file`` (written atomically, other keys kept); the changes made.
+
+    A missing or damaged file is written afresh, with what a readable one of its keys still holds.
+    """
     setting_file = Path(setting_file)
-    old = read_setting(setting_file)
+    try:
+        old = read_setting(setting_file)
+    except CourseSettingError:
+        was = "(missing)" if not setting_file.is_file() else "(damaged)"
+        try:
+            found = json.loads(setting_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError):
+            found = None
+        data = {"about": _ABOUT, **(found if isinstance(found, dict) else {})}
+        data.update(repository=repository, ref=ref)
+        runs.write_json(setting_file, data)
+        return [Change(str(setting_file), was, f'"{key}": "{now}"') for key, now in zip(_SETTING_KEYS, (repository, ref))]
     changes = [Change(str(setting_file), f'"{key}": "{was}"', f'"{key}": "{now}"')
                for key, was, now in zip(_SETTING_KEYS, old, (repository, ref)) if was != now]
     if changes:
@@ -208,7 +251,7 @@ def apply(root: Path, repository: str, ref: str, check: bool = False) -> list[Ch
 
     root = Path(root)
     changes = []
-    for folder in FOLDERS:
+    for folder in COURSE_FOLDERS:
         for path in sorted((root / folder).glob("*.ipynb")):
             nb = nbformat.read(path, as_version=4)
             before = notebook_bytes(nb)
@@ -240,11 +283,16 @@ def run(args) -> int:
     root = Path(args.root)
     setting_file = root / _SETTING_IN_CHECKOUT
     try:
-        if not setting_file.is_file() or not any((root / folder).is_dir() for folder in FOLDERS):
-            raise CourseSettingError(f"{root.resolve()} is not a course checkout (no {_SETTING_IN_CHECKOUT.as_posix()}, "
-                                     f"or none of {', '.join(FOLDERS)}). Run this from the repository root, or pass "
-                                     "--root DIR.")
-        current = read_setting(setting_file)
+        if not setting_file.parent.is_dir() or not any((root / folder).is_dir() for folder in COURSE_FOLDERS):
+            raise CourseSettingError(f"{root.resolve()} is not a course checkout (no {setting_file.parent.name}/ folder "
+                                     f"for {_SETTING_IN_CHECKOUT.as_posix()}, or none of {', '.join(COURSE_FOLDERS)}). "
+                                     "Run this from the repository root, or pass --root DIR.")
+        try:
+            current = read_setting(setting_file)
+        except CourseSettingError:
+            if args.check or not (args.repo and args.ref):
+                raise  # nothing to compare with, or to fill in what is not given
+            current = None  # written afresh below, from --repo and --ref
         repository, ref = args.repo or current[0], args.ref or current[1]
         check_setting(repository, ref, root)
         if args.check:
@@ -274,6 +322,11 @@ HEADLINE_MIME = "application/vnd.brainlab.headline+json"  # the output type of a
 RANDOM_START = "random-start"  # in a headline's ``weights``: the ResNet50 started from random weights
 
 
+def is_random_start(numbers: dict) -> bool:
+    """Whether a headline's numbers say its ResNet50 started from random weights (``weights`` names :data:`RANDOM_START`)."""
+    return RANDOM_START in str(numbers.get("weights", ""))
+
+
 def headline_numbers(**numbers) -> dict:
     """The numbers a :func:`headline` carries, as JSON values: floats rounded to the 3 decimals it shows.
 
@@ -282,7 +335,7 @@ def headline_numbers(**numbers) -> dict:
     """
     if not numbers:
         raise ValueError("headline() needs at least one number, e.g. headline(accuracy=0.74, split='official-test')")
-    if RANDOM_START in str(numbers.get("weights", "")):
+    if is_random_start(numbers):
         numbers = {key: value for key, value in numbers.items() if key in ("split", "weights")}
     values = {}
     for key, value in numbers.items():

@@ -1,19 +1,13 @@
 """tools/compare_variants.py: variants chosen on validation, scored on official-test (by copy) and external."""
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-TOOLS = Path(__file__).resolve().parents[1] / "tools"
-sys.path.insert(0, str(TOOLS))
-spec = importlib.util.spec_from_file_location("compare_variants", TOOLS / "compare_variants.py")
-compare_variants = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(compare_variants)
+from tools import compare_variants
 
 PATHS = [f"Testing/{c}/{i}.jpg" for i, c in enumerate(["glioma_tumor", "glioma_tumor", "no_tumor", "glioma_tumor"])]
 FILES = pd.DataFrame({"path": PATHS, "cross_split": ["True", "True", "False", "False"]})
@@ -61,3 +55,20 @@ def test_table_choice_and_refusals(tmp_path, capsys):
     (clean / "evaluation.json").write_text(json.dumps({**metrics, "split": "clean-test"}))
     with pytest.raises(SystemExit, match="evaluated on clean-test"):
         compare_variants.main([str(files_csv), "--variant", "D", str(clean)])
+
+
+@pytest.mark.parametrize("damage", ["missing", "damaged"])
+def test_a_run_without_a_readable_evaluation_is_named_with_its_variant(tmp_path, damage):
+    files_csv = tmp_path / "files.csv"
+    FILES.to_csv(files_csv, index=False)
+    right = ["glioma_tumor", "glioma_tumor", "no_tumor", "glioma_tumor"]
+    good, bad = make_run(tmp_path / "good", right, val=0.8), make_run(tmp_path / "bad", right, val=0.8, seed=2)
+    if damage == "missing":
+        (bad / "evaluation.json").unlink()
+        problem = f"--variant E: {bad / 'evaluation.json'} does not exist: is the run in {bad} finished?"
+    else:
+        (bad / "evaluation.json").write_text("{not json")
+        problem = f"--variant E: {bad / 'evaluation.json'} is damaged"
+    with pytest.raises(SystemExit) as refused:
+        compare_variants.main([str(files_csv), "--variant", "E", str(good), str(bad)])
+    assert str(refused.value.code).startswith(problem), refused.value.code

@@ -1,16 +1,10 @@
 """tools/copy_breakdown.py: official-test results on images with and without a copy in Training."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
-TOOL = Path(__file__).resolve().parents[1] / "tools" / "copy_breakdown.py"
-spec = importlib.util.spec_from_file_location("copy_breakdown", TOOL)
-copy_breakdown = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(copy_breakdown)
+from tools import copy_breakdown
 
 # Six test images: three with a copy in Training, three without.
 FILES = pd.DataFrame({

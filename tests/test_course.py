@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -13,15 +15,15 @@ import pytest
 import brainlab
 from brainlab import course
 from brainlab.cli import main
+from brainlab.config import COURSE_FOLDERS
 
 REPO = Path(__file__).resolve().parents[1]
-NOTEBOOK_FOLDERS = ("notebooks", "solutions", "exercises")
 
 
 def copy_course(tmp_path: Path) -> Path:
     """The repository's notebooks and its course setting, copied into ``tmp_path/course``."""
     root = tmp_path / "course"
-    for folder in NOTEBOOK_FOLDERS:
+    for folder in COURSE_FOLDERS:
         shutil.copytree(REPO / folder, root / folder)
     (root / "brainlab").mkdir()
     shutil.copy(REPO / "brainlab" / "course.json", root / "brainlab" / "course.json")
@@ -30,7 +32,7 @@ def copy_course(tmp_path: Path) -> Path:
 
 def notebook_texts(root: Path) -> dict[str, str]:
     return {f"{folder}/{p.name}": p.read_text(encoding="utf-8")
-            for folder in NOTEBOOK_FOLDERS for p in sorted((root / folder).glob("*.ipynb"))}
+            for folder in COURSE_FOLDERS for p in sorted((root / folder).glob("*.ipynb"))}
 
 
 def test_the_setting_is_a_tag_named_after_the_version_and_this_checkout_agrees():
@@ -153,6 +155,49 @@ def test_a_damaged_setting_file_is_one_clear_message(tmp_path, capsys, text, pro
     assert err.startswith("brainlab course-links: ") and problem in err and "Traceback" not in err
     with pytest.raises(course.CourseSettingError, match="is missing"):
         course.read_setting(tmp_path / "absent.json")
+
+
+@pytest.mark.parametrize("damage", ["{not json", '{"repository": "me/fork"}', '["me/fork", "v1"]', None])
+def test_course_links_writes_a_damaged_or_missing_setting_again(tmp_path, capsys, damage):
+    root = copy_course(tmp_path)
+    setting = root / "brainlab" / "course.json"
+    if damage is None:
+        setting.unlink()
+    else:
+        setting.write_text(damage)
+    before = notebook_texts(root)
+    # without both --repo and --ref there is nothing to write it from: the file is named, and how to set it
+    assert main(["course-links", "--root", str(root), "--ref", course.REF]) == 1
+    err = capsys.readouterr().err
+    assert str(setting) in err and "brainlab course-links --repo OWNER/NAME --ref TAG" in err and "Traceback" not in err
+    assert main(["course-links", "--root", str(root), "--repo", course.REPOSITORY, "--ref", course.REF]) == 0
+    out = capsys.readouterr().out
+    assert f"{setting}:\n  - {'(missing)' if damage is None else '(damaged)'}\n  + \"repository\": " in out
+    assert "2 line(s) changed" in out, "the two lines of the setting; the notebooks already agreed"
+    assert setting.read_bytes() == (REPO / "brainlab" / "course.json").read_bytes(), "written as it was, about included"
+    assert notebook_texts(root) == before
+    assert main(["course-links", "--root", str(root), "--check"]) == 0
+
+
+def test_a_damaged_setting_stops_only_what_needs_the_address(tmp_path):
+    """brainlab reads its course.json when the address is asked for: every other command still runs."""
+    package = tmp_path / "package"
+    shutil.copytree(REPO / "brainlab", package / "brainlab", ignore=shutil.ignore_patterns("__pycache__"))
+    (package / "brainlab" / "course.json").write_text("{not json")
+    script = ("import sys\n"
+              "from brainlab import cli, course\n"
+              "print('setting', course.SETTING)\n"
+              "try:\n"
+              "    course.install_spec()\n"
+              "except course.CourseSettingError as exc:\n"
+              "    print('refused:', exc)\n"
+              "sys.exit(cli.main(['cache']))\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=package, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "BRAINLAB_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(package)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"setting {package / 'brainlab' / 'course.json'}\n" in done.stdout, "the copy's setting, not the checkout's"
+    assert f"refused: {package / 'brainlab' / 'course.json'} is not JSON" in done.stdout
+    assert f"brainlab cache: {tmp_path / 'cache'}" in done.stdout and "Traceback" not in done.stderr
 
 
 RESULTS_DATA = {

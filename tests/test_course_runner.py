@@ -114,7 +114,9 @@ def test_a_good_and_a_failing_notebook_make_two_rows_and_a_failing_exit_status(c
     assert set(rows) == {"01_good", "02_bad"}
     good, bad = rows["01_good"], rows["02_bad"]
     assert good["status"] == "ok" and good["mode"] == "quick"
-    assert good["headlines"] == ["accuracy=0.743 split=official-test glioma_recall=0.600"]  # in the notebook's order
+    # the numbers as data, in the notebook's order
+    assert good["headlines"] == [{"accuracy": 0.743, "split": "official-test", "glioma_recall": 0.6}]
+    assert list(good["headlines"][0]) == ["accuracy", "split", "glioma_recall"]
     assert good["seconds"] > 0.2 and good["peak_gib"] > 0.125, good
     assert bad["status"] == "failed: KeyError in cell 4", bad  # the markdown title is cell 1
     assert bad["headlines"] == [] and bad["seconds"] > 0
@@ -262,9 +264,26 @@ def test_random_start_rows_show_their_time_not_their_numbers(tmp_path):
     assert tables.TIMING_ONLY in row and "0.412" not in text and "| 600 s (10.0 min) | 3.0 GiB |" in row
     assert "accuracy=0.743" in text
     # a notebook with both: the from-scratch model's numbers are shown, the ImageNet cells' are not
-    both = {"headlines": ["accuracy=0.850 split=clean-test model=residual-cnn",
-                          "split=clean-test weights=random-start (timing only)"], "timing_only": True}
+    both = {"headlines": [{"accuracy": 0.85, "split": "clean-test", "model": "residual-cnn"},
+                          {"split": "clean-test", "weights": "random-start (timing only)"}], "timing_only": True}
     assert tables.shown_numbers(both) == f"accuracy=0.850 split=clean-test model=residual-cnn; {tables.TIMING_ONLY}"
+    # what is left out is decided by the numbers' weights, not by text that looks like it
+    look_alike = {"headlines": [{"accuracy": 0.9, "note": "weights=random-start"}, {"split": "clean-test"}],
+                  "timing_only": False}
+    assert tables.shown_numbers(look_alike) == "accuracy=0.900 note=weights=random-start; split=clean-test"
+
+
+def test_the_table_keeps_headlines_as_numbers_and_refuses_text(tmp_path):
+    table = tables.read_table(REPO / "docs" / "course-runs.json")
+    kept = [numbers for row in table["rows"] for numbers in row["headlines"]]
+    assert kept and all(isinstance(numbers, dict) for numbers in kept)
+    assert {"accuracy": 0.683, "split": "official-test", "glioma_recall": 0.21, "augmented": False} in kept
+    assert all(isinstance(n["accuracy"], float) for n in kept if "accuracy" in n)
+    old = {"machines": {}, "rows": [{"notebook": "03_first_cnn", "mode": "full", "machine": "m",
+                                     "headlines": ["accuracy=0.673 split=official-test"]}]}
+    (tmp_path / "course-runs.json").write_text(json.dumps(old))
+    with pytest.raises(ValueError, match=r"course-runs.json: the headlines of 03_first_cnn \(full, m\) are not numbers"):
+        tables.read_table(tmp_path / "course-runs.json")
 
 
 def test_full_mode_needs_the_dataset_and_names_are_checked(tmp_path):

@@ -25,9 +25,13 @@ from pathlib import Path
 import pandas as pd
 
 from tools.copy_breakdown import TESTING_SPLITS, breakdown
+from tools.markdown import markdown_table
 from tools.results_table import mean_std
 
 from brainlab import history, protocols, runs
+from brainlab.runs import RunFolderError
+
+__all__ = ["COLUMNS", "kept_validation_accuracy", "evaluation", "scores", "settings_of", "table", "chosen", "main"]
 
 COLUMNS = ("validation (kept epoch)", str(protocols.OFFICIAL_TEST), "with a copy in Training", "no copy",
            "no copy: glioma recall", "external", "external: glioma recall")
@@ -71,16 +75,17 @@ def scores(run: Path, files: pd.DataFrame) -> dict[str, float | None]:
 
 
 def settings_of(run: Path) -> dict:
+    """The settings a run was made with, its seed left out: what the runs of one variant share."""
     settings = dict(evaluation(run).get("settings", {}))
     settings.pop("seed", None)
     return settings
 
 
 def table(variants: dict[str, list[dict]]) -> str:
-    lines = ["| variant | seeds | " + " | ".join(COLUMNS) + " |", "|" + "---|" * (2 + len(COLUMNS))]
-    for name, runs in variants.items():
-        lines.append(f"| {name} | {len(runs)} | " + " | ".join(mean_std(r[c] for r in runs) for c in COLUMNS) + " |")
-    return "\n".join(lines)
+    """The markdown table: a row per variant, each column's mean ± std over its runs."""
+    return markdown_table(["variant", "seeds", *COLUMNS],
+                          [[name, len(runs), *(mean_std(r[c] for r in runs) for c in COLUMNS)]
+                           for name, runs in variants.items()])
 
 
 def chosen(variants: dict[str, list[dict]]) -> str:
@@ -102,12 +107,13 @@ def main(argv=None) -> int:
         if not runs:
             sys.exit(f"--variant {name}: give its run folders after the name")
         folders = [Path(r) for r in runs]
-        settings = [settings_of(f) for f in folders]
-        if any(s != settings[0] for s in settings):
-            sys.exit(f"--variant {name}: its runs differ in more than the seed; a variant is one command, several seeds")
         try:
+            settings = [settings_of(f) for f in folders]
+            if any(s != settings[0] for s in settings):
+                sys.exit(f"--variant {name}: its runs differ in more than the seed; a variant is one command, "
+                         "several seeds")
             variants[name] = [scores(f, files) for f in folders]
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, RunFolderError) as exc:
             sys.exit(f"--variant {name}: {exc}")
     print(table(variants))
     print(f"\nChosen on validation accuracy: {chosen(variants)}")

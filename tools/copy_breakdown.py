@@ -23,8 +23,10 @@ import pandas as pd
 from brainlab import protocols, runs
 from brainlab.datasets import CLASS_NAMES
 
-from tools.results_table import mean_std  # the same cells as docs/results.md's table
+from tools.markdown import markdown_table
+from tools.results_table import mean_std, recall_label  # the same cells and headings as docs/results.md's table
 
+__all__ = ["TESTING_SPLITS", "breakdown", "table", "main"]
 
 # Split names brainlab gives the Testing folder: a verified copy, another folder, the bundled sample.
 TESTING_SPLITS = tuple(str(protocols.ResultName(protocol, "test"))
@@ -55,17 +57,18 @@ def breakdown(predictions: pd.DataFrame, files: pd.DataFrame) -> dict[str, dict]
 
 
 def table(results: dict[str, dict]) -> str:
-    header = ("| run | test images | n | accuracy | " + " | ".join(f"recall {c if c == 'no_tumor' else c.split('_')[0]}" for c in CLASS_NAMES) + " |")
-    lines = [header, "|" + "---|" * (4 + len(CLASS_NAMES))]
+    """The markdown table: per part, a row per run and, for several runs, their mean ± std."""
+    columns = ["run", "test images", "n", "accuracy", *map(recall_label, CLASS_NAMES)]
+    rows = []
     for part in ("copy in Training", "no copy"):
-        rows = {run: parts[part] for run, parts in results.items()}
-        for run, r in list(rows.items()) + ([("mean ± std", None)] if len(rows) > 1 else []):
-            chosen = list(rows.values()) if r is None else [r]
+        by_run = {run: parts[part] for run, parts in results.items()}
+        for run, r in list(by_run.items()) + ([("mean ± std", None)] if len(by_run) > 1 else []):
+            chosen = list(by_run.values()) if r is None else [r]
             counts = chosen[0]["per_class_n"]
-            lines.append(f"| {run} | {part} | {chosen[0]['n']} ({', '.join(str(counts[c]) for c in CLASS_NAMES)}) | "
-                         f"{mean_std(x['accuracy'] for x in chosen)} | "
-                         + " | ".join(mean_std(x["recall"][c] for x in chosen) for c in CLASS_NAMES) + " |")
-    return "\n".join(lines)
+            rows.append([run, part, f"{chosen[0]['n']} ({', '.join(str(counts[c]) for c in CLASS_NAMES)})",
+                         mean_std(x["accuracy"] for x in chosen),
+                         *(mean_std(x["recall"][c] for x in chosen) for c in CLASS_NAMES)])
+    return markdown_table(columns, rows)
 
 
 def main(argv=None) -> int:

@@ -22,6 +22,8 @@ from PIL import Image
 from brainlab.datasets import CLASS_NAMES, SPLIT_FOLDERS, scan, sha256_of
 from brainlab.images import decode
 
+__all__ = ["PER_CLASS", "SIDE", "SEED", "OUT", "main"]
+
 PER_CLASS = {"Training": 40, "Testing": 10}
 SIDE = 128
 SEED = 2020

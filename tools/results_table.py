@@ -28,10 +28,15 @@ from brainlab.runs import RunFolder, RunFolderError
 from tools.markdown import markdown_table
 from tools.results_page import dumps
 
-__all__ = ["COLUMNS", "mean_std", "read_group", "row", "main"]
+__all__ = ["COLUMNS", "recall_label", "mean_std", "read_group", "row", "main"]
 
-COLUMNS = ("recipe", "split", "seeds", "accuracy",
-           *(f"recall {c if c == 'no_tumor' else c.split('_')[0]}" for c in CLASS_NAMES),
+
+def recall_label(class_name: str) -> str:
+    """``recall glioma``: the heading of a class's recall column (``no_tumor`` keeps its whole name)."""
+    return f"recall {class_name if class_name == 'no_tumor' else class_name.split('_')[0]}"
+
+
+COLUMNS = ("recipe", "split", "seeds", "accuracy", *map(recall_label, CLASS_NAMES),
            "macro AUC", "minutes per run", "command")
 
 

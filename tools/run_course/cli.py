@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import tools.run_course
+from brainlab import config
 from brainlab.course import headline_text
 from tools import ROOT
 from tools.run_course.execute import run_notebook
@@ -90,7 +91,7 @@ def main(argv=None) -> int:
     if args.timeout is not None and args.timeout <= 0:
         print(f"[course] --timeout {args.timeout:g}: give a number of seconds above 0.", file=sys.stderr)
         return 2
-    data = args.data or os.environ.get("BRAINLAB_DATA", "").strip() or None
+    data = args.data or config.data_env()
     if args.full and not data:
         print("[course] --full runs the course on the full dataset: pass --data DIR (the folder with Training/ and "
               "Testing/), or set BRAINLAB_DATA.", file=sys.stderr)

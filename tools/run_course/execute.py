@@ -18,7 +18,7 @@ from pathlib import Path
 
 import nbformat
 
-from brainlab.course import HEADLINE_MIME, RANDOM_START
+from brainlab.course import HEADLINE_MIME, is_random_start
 from tools.run_course.memory import PeakMemory
 
 __all__ = ["Run", "headlines_of", "run_notebook"]
@@ -47,7 +47,7 @@ class Run:
     @property
     def timing_only(self) -> bool:
         """Whether a headline says the ResNet50 started from random weights: then its results mean nothing."""
-        return any(RANDOM_START in str(numbers.get("weights", "")) for numbers in self.headlines)
+        return any(map(is_random_start, self.headlines))
 
 
 def headlines_of(nb) -> list[dict]:

@@ -11,14 +11,17 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from brainlab import settings
 from tools import ROOT
 
 __all__ = ["ABSOLUTE_PATH", "PLACEHOLDERS", "portable"]
 
 # An absolute path of two or more folders, which no recorded output may show.
 ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~$])/(?:[A-Za-z0-9_.+-]+/){2,}")
-# The folders a reader has under another name: each setting's value becomes the setting's name.
-PLACEHOLDERS = ("BRAINLAB_DATA", "BRAINLAB_EXTERNAL_DATA", "BRAINLAB_RUNS", "BRAINLAB_CACHE")
+# The folders a reader has under another name: each folder setting brainlab reads (brainlab.settings, in the
+# order docs/settings.md lists them) has its value written as the setting's name.
+PLACEHOLDERS = tuple(name for name, setting in settings.SETTINGS.items()
+                     if isinstance(setting.kind, settings.Folder) and setting.read_by == settings.PACKAGE)
 
 
 def portable(outputs, data: str | None = None, env: dict | None = None) -> None:

@@ -1,40 +1,49 @@
 """The course's table of runs: rows merged into docs/course-runs.json, docs/course-runs.md rendered from it.
 
 A row per (notebook, mode, machine), the newest kept, so that runs made at different times and on
-different machines add up. Each row keeps the headline lines the notebook showed
-(``brainlab.course.headline_text`` of each headline's numbers); a row whose ResNet50 started from
-random weights shows its time, not its numbers. ``python -m tools.run_course --tables`` renders the
-page again from the JSON, running nothing.
+different machines add up. Each row keeps the numbers of every headline the notebook showed, as data
+(the dicts ``brainlab.course.headline_numbers`` makes); the page shows each as the line the notebook
+showed (``brainlab.course.headline_text``). A headline whose ResNet50 started from random weights
+(``brainlab.course.is_random_start``) is left out: its row shows its time, not its numbers.
+``python -m tools.run_course --tables`` renders the page again from the JSON, running nothing.
 """
 from __future__ import annotations
 
 import json
-import re
 import textwrap
 from pathlib import Path
 
 from brainlab import runs as run_files
-from brainlab.course import RANDOM_START, headline_text
+from brainlab.course import headline_text, is_random_start
 from tools import ROOT
 from tools.markdown import markdown_table
 from tools.run_course.execute import Run
 from tools.run_course.machine import machine_name
 from tools.run_course.memory import GIB
 
-__all__ = ["COURSE_RUNS", "RANDOM_START_LINE", "TIMING_ONLY", "read_table", "merge", "shown_numbers", "render",
-           "write_tables"]
+__all__ = ["COURSE_RUNS", "TIMING_ONLY", "read_table", "merge", "shown_numbers", "render", "write_tables"]
 
 COURSE_RUNS = ROOT / "docs" / "course-runs.json"
 TIMING_ONLY = "timing only: ImageNet weights not available"
-RANDOM_START_LINE = re.compile(rf"\bweights={RANDOM_START}\b")  # a headline line of a random-start ResNet50
 COLUMNS = ("notebook", "mode", "wall time", "peak memory", "status", "headline numbers", "date")
 ALIGN = ("left", "left", "right", "right", "left", "left", "left")
 
 
 def read_table(table_path: Path = COURSE_RUNS) -> dict:
-    """The table kept at ``table_path`` (``{"machines": {...}, "rows": [...]}``); an empty one if there is none."""
+    """The table kept at ``table_path`` (``{"machines": {...}, "rows": [...]}``); an empty one if there is none.
+
+    Each row's ``headlines`` are the numbers of its headlines (dicts); a row that keeps them otherwise is refused.
+    """
     table_path = Path(table_path)
-    return json.loads(table_path.read_text(encoding="utf-8")) if table_path.is_file() else {"machines": {}, "rows": []}
+    if not table_path.is_file():
+        return {"machines": {}, "rows": []}
+    table = json.loads(table_path.read_text(encoding="utf-8"))
+    unreadable = [f"{r.get('notebook')} ({r.get('mode')}, {r.get('machine')})" for r in table.get("rows", [])
+                  if not all(isinstance(numbers, dict) for numbers in r.get("headlines", []))]
+    if unreadable:
+        raise ValueError(f"{table_path}: the headlines of {', '.join(unreadable)} are not numbers "
+                         '({"accuracy": 0.743, ...}); run those notebooks again with python3 tasks.py course.')
+    return table
 
 
 def merge(table_path: Path, runs: list[Run], machine: dict) -> dict:
@@ -45,7 +54,7 @@ def merge(table_path: Path, runs: list[Run], machine: dict) -> dict:
     for run in runs:
         row = {"notebook": run.notebook, "mode": run.mode, "machine": name, "seconds": round(run.seconds, 1),
                "peak_gib": round(run.peak_bytes / GIB, 3), "status": run.status,
-               "headlines": [headline_text(numbers) for numbers in run.headlines],
+               "headlines": [dict(numbers) for numbers in run.headlines],
                "timing_only": run.timing_only, "date": machine["date"]}
         table["rows"] = [r for r in table["rows"] if (r["notebook"], r["mode"], r["machine"]) != (run.notebook, run.mode, name)]
         table["rows"].append(row)
@@ -55,7 +64,7 @@ def merge(table_path: Path, runs: list[Run], machine: dict) -> dict:
 
 def shown_numbers(row: dict) -> str:
     """A row's headline numbers as the table shows them: a random-start headline says only that it was timed."""
-    measured = [line for line in row["headlines"] if not RANDOM_START_LINE.search(line)]
+    measured = [headline_text(numbers) for numbers in row["headlines"] if not is_random_start(numbers)]
     if row["timing_only"]:
         return "; ".join([*measured, TIMING_ONLY])
     return "; ".join(measured) or "none"
