@@ -32,10 +32,10 @@ import platformdirs
 from brainlab import runs, settings
 from brainlab.errors import BrainlabError
 
-__all__ = ["APP", "CACHE_MARKER", "CACHE_PARTS", "REBUILT_PARTS", "CachePart", "cache_dir", "default_cache_dir",
+__all__ = ["CACHE_MARKER", "CACHE_PARTS", "CachePart", "cache_dir", "default_cache_dir",
            "mark", "cache_usage", "clear_cache", "cache_max_bytes", "prune", "human_size"]
 
-APP = "brainlab"  # the folder's name in the platform's cache folder
+_APP = "brainlab"  # the folder's name in the platform's cache folder
 
 #: The file that marks a folder as brainlab's cache. ``brainlab cache --clear`` deletes nothing in a folder without it.
 CACHE_MARKER = "CACHEDIR.TAG"
@@ -48,7 +48,7 @@ _MARKER_TEXT = ("Signature: 8a477f597d28d172789f06886806bc55\n"
 def _earlier_default() -> Path:
     """brainlab's cache folder on every platform before it asked platformdirs."""
     xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / APP
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / _APP
 
 
 def default_cache_dir(platform_folder=None) -> Path:
@@ -60,7 +60,7 @@ def default_cache_dir(platform_folder=None) -> Path:
     created here (:func:`cache_dir` does that).
     """
     chosen = Path(platform_folder if platform_folder is not None
-                  else platformdirs.user_cache_dir(APP, appauthor=False)).expanduser()
+                  else platformdirs.user_cache_dir(_APP, appauthor=False)).expanduser()
     earlier = _earlier_default()
     return earlier if earlier != chosen and earlier.is_dir() else chosen
 
@@ -101,7 +101,7 @@ CACHE_PARTS = {
     "downloads": "downloaded archives",
     "datasets": "downloaded datasets",
 }
-REBUILT_PARTS = ("decoded", "verified")
+_REBUILT_PARTS = ("decoded", "verified")
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ def clear_cache(everything: bool = False, dry_run: bool = False) -> list[CachePa
     before a file is touched. Returns the parts removed (``dry_run``: that would be), as they were.
     """
     root = cache_dir()
-    parts = [p for p in cache_usage() if (everything or p.name in REBUILT_PARTS)
+    parts = [p for p in cache_usage() if (everything or p.name in _REBUILT_PARTS)
              and (p.path.exists() or p.path.is_symlink())]
     if parts and not _is_marked(root):
         raise BrainlabError(f"{root} has no {CACHE_MARKER} marker, so brainlab did not create it (BRAINLAB_CACHE "

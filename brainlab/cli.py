@@ -27,11 +27,10 @@ are kept out of the way; ``brainlab --verbose ...`` shows them.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-from brainlab import __version__, config, experiment, protocols, startup
+from brainlab import __version__, config, experiment, protocols, settings, startup
 from brainlab.errors import BrainlabError, SettingError
 
 __all__ = ["build_parser", "main"]
@@ -66,7 +65,7 @@ def _folder(*, exists: bool = True, write: bool = False):
     """An argparse type: a folder that is there (``exists``), or can be made; writable with ``write``."""
     def folder(text: str) -> str:
         try:
-            config.check_folder(text, "", exists=exists, write=write)
+            settings.check_folder(text, "", exists=exists, write=write)
         except SettingError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
         return text
@@ -119,7 +118,7 @@ def _cmd_doctor(args) -> int:
     from brainlab import doctor
 
     if args.data:
-        return _print_folder_check(doctor.check_folder(Path(args.data)))
+        return _print_folder_check(doctor.check_dataset_folder(Path(args.data)))
     rows = doctor.setup_rows()
     width = max(len(k) for k, _ in rows)
     print("brainlab doctor: paste this into a help request\n")
@@ -203,7 +202,7 @@ def _cmd_audit(args) -> int:
     print(f"  images in cross-split groups:   {totals['cross_split']} ({groups['cross_split']} groups)")
     print(f"  images in label conflicts:      {totals['label_conflicts']} ({groups['label_conflict']} groups)")
     if "shortcut" in summary:
-        size = summary["shortcut"]["size_only"]["official"]
+        size = summary["shortcut"]["size_only"][protocols.OFFICIAL]
         print(f"  size-only classifier on Testing: {size['accuracy']:.1%} (commonest class: {size['majority']:.1%})")
     print(f"Written to {args.out}: summary.md, summary.json, near_duplicates.csv, clean_split.csv, figures.")
     return 0

@@ -26,10 +26,9 @@ import numpy as np
 
 from brainlab import cache, settings
 from brainlab.errors import BrainlabError
-from brainlab.settings import check_folder  # settings owns it; the command line's options are checked through here
 
 __all__ = ["DEFAULT_SEED", "COURSE_FOLDERS", "quick_mode", "quick", "runs_dir", "WorkFolders", "keep_work_in",
-           "data_env", "set_seed", "check_folder", "check_environment"]
+           "data_env", "set_seed", "check_environment"]
 
 DEFAULT_SEED = 42
 

@@ -14,9 +14,9 @@ The flow is one way::
   ``tf.data.Dataset`` a model trains on. Images stay ``uint8`` until then: a model does its own
   preprocessing, so a loader never has to know which model it feeds.
 
-What a dataset is (its classes, counts, checksums, where to download it) is in
-:mod:`brainlab.datasets`; :data:`CLASS_NAMES` and :data:`SPLIT_FOLDERS` here are the default
-dataset's. What the sets are called (``official-test``, ``clean-val`` ...) is
+What a dataset is (its classes, split folders, counts, checksums, where to download it) is in
+:mod:`brainlab.datasets`; :data:`CLASS_NAMES` here are the default dataset's classes, in the
+order of a model's outputs. What the sets are called (``official-test``, ``clean-val`` ...) is
 :mod:`brainlab.protocols`' to say.
 """
 from __future__ import annotations
@@ -35,15 +35,14 @@ from pathlib import Path
 
 import numpy as np
 
-from brainlab import config, datasets, protocols
+from brainlab import config, datasets, protocols, runs
 from brainlab import cache as _cache  # under another name: `cache` is the loaders' on/off argument
-from brainlab.datasets import CLASS_NAMES, SPLIT_FOLDERS, DatasetSpec, ImageFile, Scan, scan
+from brainlab.datasets import CLASS_NAMES, SPLIT_FOLDERS, DatasetSpec, ImageFile, scan
 from brainlab.errors import BrainlabError, DataLayoutError, DataNotFoundError
-from brainlab.images import CROPS, IMAGE_SUFFIXES, UnreadableImageError, read_image
+from brainlab.images import CROPS, UnreadableImageError, read_image
 
-__all__ = ["CLASS_NAMES", "MANIFEST_PARTS", "SPLIT_FOLDERS", "ImageFile", "ImageSet", "Scan", "Splits", "find_data",
-           "load_labelled", "load_split", "load_splits", "protocol", "read_manifest", "sample_dir",
-           "scan", "scan_class_folders"]
+__all__ = ["CLASS_NAMES", "MANIFEST_PARTS", "ImageSet", "Splits", "find_data", "load_labelled", "load_split",
+           "load_splits", "protocol", "read_manifest", "sample_dir", "scan", "scan_class_folders"]
 
 # The parts a split manifest may name: a clean split's three, and "external" (images of another
 # dataset with no copy in the training dataset, written by ``brainlab audit --against``).
@@ -253,9 +252,7 @@ def _verifies(root: Path, spec: DatasetSpec) -> bool:
         pass  # no verdict yet (or a damaged one): check the files
     ok = datasets.verify(root, spec).ok
     verdict_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = verdict_file.with_name(f".{verdict_file.stem}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"root": str(root.resolve()), "dataset": spec.name, "ok": ok}) + "\n")
-    os.replace(tmp, verdict_file)
+    runs.write_json(verdict_file, {"root": str(root.resolve()), "dataset": spec.name, "ok": ok})
     return ok
 
 
@@ -526,11 +523,11 @@ def _cache_key(files: list[ImageFile], image_size: int, channels: int, crop: str
 
 
 def _save_atomically(target: Path, s: ImageSet) -> None:
+    """The decoded images of a split, as the cache keeps them (an .npz), written whole or not at all."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.stem}.{os.getpid()}.tmp.npz")
     skipped = np.array(s.skipped, dtype=str).reshape(-1, 2)
-    np.savez(tmp, images=s.images, labels=s.labels, paths=np.array(s.paths, dtype=str), skipped=skipped)
-    os.replace(tmp, target)
+    with runs.writing(target) as partial:  # the temporary name ends in .npz too, so NumPy adds nothing to it
+        np.savez(partial, images=s.images, labels=s.labels, paths=np.array(s.paths, dtype=str), skipped=skipped)
 
 
 def _report_skipped(skipped, name: str) -> None:

@@ -5,7 +5,7 @@ Keras; whether there is a GPU; whether quick mode is on; where the cache is and 
 holds; where the data is and whether it matches the catalogue; whether the ImageNet weights
 are already downloaded. :func:`setup_rows` gathers them as ``(what, value)`` rows.
 
-:func:`check_folder` looks at one dataset folder the way training will: which catalogue entry
+:func:`check_dataset_folder` looks at one dataset folder the way training will: which catalogue entry
 it is, how many readable images each split and class holds, every file that cannot be used
 (with the reason :func:`brainlab.images.check_image` gives, the same as the loader's), and
 whether counts and checksums match the catalogue. It returns a :class:`FolderCheck`.
@@ -22,7 +22,7 @@ from pathlib import Path
 from brainlab import __version__, cache, config, datasets, images
 from brainlab.errors import BrainlabError
 
-__all__ = ["FolderCheck", "check_folder", "setup_rows"]
+__all__ = ["FolderCheck", "check_dataset_folder", "setup_rows"]
 
 
 # --------------------------------------------------------------------------- the setup
@@ -88,7 +88,7 @@ def _imagenet_weights() -> str:
 
 @dataclass
 class FolderCheck:
-    """What :func:`check_folder` found in one dataset folder."""
+    """What :func:`check_dataset_folder` found in one dataset folder."""
 
     root: Path
     spec: datasets.DatasetSpec  # the catalogue entry the folder's class folders match
@@ -113,7 +113,7 @@ class FolderCheck:
         return set(self.splits) == set(self.spec.splits)
 
 
-def check_folder(root, progress: bool = True) -> FolderCheck:
+def check_dataset_folder(root, progress: bool = True) -> FolderCheck:
     """Which dataset ``root`` holds, its readable images per split and class, what cannot be used, and the checksums.
 
     Layout problems (no split folders, missing class folders) raise
@@ -122,12 +122,10 @@ def check_folder(root, progress: bool = True) -> FolderCheck:
     """
     from tqdm.auto import tqdm
 
-    from brainlab import data
-
     root = Path(root)
     spec = datasets.detect_spec(root, default=datasets.BRAIN_TUMOR)
     splits = datasets.present_splits(root, spec) or spec.splits  # none: scan explains the expected layout
-    found = data.scan(root, splits=splits, spec=spec)
+    found = datasets.scan(root, splits=splits, spec=spec)
     bad = found.bad + found.broken  # not images, and image files that cannot be opened: training skips both
     readable: dict[tuple[str, str], int] = {}
     for f in tqdm(found.files, desc="checking images", unit="img", leave=False, disable=not progress):

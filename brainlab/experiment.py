@@ -26,6 +26,7 @@ from pathlib import Path
 from brainlab import config, protocols, runs
 from brainlab.errors import BrainlabError, SettingError
 from brainlab.images import CROPS
+from brainlab.settings import check_folder
 
 __all__ = ["BFLOAT16_MEASURED", "CHOICES", "COMMAND_LINE", "FAST_VARIANT", "FINE_TUNE_LEARNING_RATE", "FIXED",
            "IMAGENET_RECIPES", "IMAGE_SIZES", "MAX_BATCH_SIZE", "MAX_EPOCHS", "MAX_SEED", "MIN_EPOCHS", "ONLY",
@@ -225,10 +226,10 @@ def load_data(s: Settings, data_dir, out: Path, manifest=None, allow_outside: bo
 
     root = data.sample_dir() if s.quick and data_dir is None else data.find_data(data_dir)
     if s.split == protocols.CLEAN and manifest is None:
-        manifest = runs.RunFolder(out).audit_path / "clean_split.csv"
-        if not manifest.is_file():
-            from brainlab.audit import run_audit
+        from brainlab.audit import CLEAN_SPLIT_FILE, run_audit
 
+        manifest = runs.RunFolder(out).audit_path / CLEAN_SPLIT_FILE
+        if not manifest.is_file():
             print(f"brainlab: auditing {root} to make the clean split ({manifest})")
             run_audit(root, runs.RunFolder(out).audit_path, seed=s.seed)
     return data.load_splits(root, s.image_size, s.channels, seed=s.seed, manifest=manifest, crop=s.crop,
@@ -341,7 +342,7 @@ def evaluate_run(run_dir, data_dir, out, *, manifest=None, name: str | None = No
     one process at a time writes in it.
     """
     runs.check_evaluation_out(out, run_dir)
-    config.check_folder(out, "--out", write=True, exists=False)  # before the work, not after it
+    check_folder(out, "--out", write=True, exists=False)  # before the work, not after it
     with runs.lock(out, "evaluating"):
         return _evaluate_run(Path(run_dir), data_dir, Path(out), manifest=manifest, name=name, command=command,
                              allow_outside=allow_outside)

@@ -41,17 +41,17 @@ def _figure(width: float, height: float, **subplots) -> tuple[Figure, np.ndarray
 
 
 def _history_frame(history) -> pd.DataFrame:
-    """A training history as a DataFrame, from a Keras History, a dict, a DataFrame or
-    the ``history.csv`` that ``keras.callbacks.CSVLogger`` writes."""
+    """A training history as a DataFrame, from a Keras History, a dict, a DataFrame or the
+    ``history.csv`` of a run folder (one row per finished epoch, read by :func:`brainlab.runs.read_history`)."""
     if isinstance(history, pd.DataFrame):
         return history
     if isinstance(history, (str, Path)):
         path = Path(history)
         if not path.is_file():
-            raise FileNotFoundError(f"No training history at {path}. Pass the history.csv written "
-                                    "during training (keras.callbacks.CSVLogger), or the History "
-                                    "object that model.fit returned.")
-        return pd.read_csv(path)
+            raise FileNotFoundError(f"No training history at {path}. Pass the history.csv of a run folder "
+                                    "(brainlab.train.fit writes it there), or the History object that "
+                                    "model.fit returned.")
+        return pd.DataFrame(runs.read_history(path))
     if hasattr(history, "history"):  # keras.callbacks.History
         history = history.history
     if isinstance(history, Mapping):
@@ -354,7 +354,7 @@ def _counts_frame(sets, class_names) -> pd.DataFrame:
     rows = []
     for split, value in sets.items():
         names = evaluate.resolve_class_names(class_names or getattr(value, "class_names", None))
-        if isinstance(value, Mapping):  # {class name: count}, e.g. from data.Scan.counts()
+        if isinstance(value, Mapping):  # {class name: count}, e.g. from datasets.Scan.counts()
             counts = [int(value.get(name, 0)) for name in names]
         else:
             labels = np.asarray(getattr(value, "labels", value), dtype=int)

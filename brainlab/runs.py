@@ -46,10 +46,9 @@ from brainlab.errors import BrainlabError
 
 __all__ = ["AUDIT_DIR", "BACKUP_DIR", "BEST", "CONFIG", "EVALUATION", "EXTERNAL_DIR", "FINE_TUNE_DIR", "HEAD_DIR",
            "HISTORY", "LAST", "LOCK", "METRICS", "NAMES", "PARTIAL", "PREDICTIONS", "REPORT", "RunFolder",
-           "RunFolderError", "TRAINING_DIR", "check_evaluation_out", "check_same_settings", "commit", "differences",
-           "is_run_folder", "latest_backup", "lock", "partial_path", "read_history", "read_json", "read_stamp",
-           "remove_backups", "remove_partials", "save_backup", "save_model", "stamp_model", "write_history",
-           "write_json", "write_text", "writing"]
+           "RunFolderError", "TRAINING_DIR", "check_evaluation_out", "check_same_settings", "commit", "is_run_folder",
+           "latest_backup", "lock", "partial_path", "read_history", "read_json", "read_stamp", "remove_backups",
+           "save_backup", "save_model", "stamp_model", "write_history", "write_json", "write_text", "writing"]
 
 # A training (train.fit): its settings, one row per epoch, the kept and the last model, and its record.
 CONFIG, HISTORY, BEST, LAST, METRICS = "config.json", "history.csv", "best.keras", "last.keras", "metrics.json"
@@ -282,7 +281,7 @@ def read_json(path) -> dict | None:
                              "to start that run over.") from None
 
 
-def remove_partials(folder) -> list[Path]:
+def _remove_partials(folder) -> list[Path]:
     """Delete what killed writers left in ``folder`` and its backup/ (call it only while holding the lock)."""
     folder = Path(folder)
     left = [p for where in (folder, RunFolder(folder).backup_path) for p in where.glob(f"{PARTIAL}*")]
@@ -418,7 +417,7 @@ def lock(folder, doing: str = "training"):
     """Hold ``folder`` (created if missing) for this process while the block runs; refuse if another holds it.
 
     ``doing`` says what for, in the message another process gets. Taken again by the same process,
-    it is simply held longer. Taking it removes what killed writers left (:func:`remove_partials`);
+    it is simply held longer. Taking it removes what killed writers left (:func:`_remove_partials`);
     a folder it made is removed again if nothing was written in it.
     """
     folder = Path(folder)
@@ -451,7 +450,7 @@ def lock(folder, doing: str = "training"):
         json.dump(owner, f)
     _held[key] = 1
     try:
-        remove_partials(folder)
+        _remove_partials(folder)
         yield path
     finally:
         del _held[key]
@@ -515,7 +514,7 @@ def _show(value) -> str:
     return f"{value:g}" if isinstance(value, float) else repr(value)
 
 
-def differences(saved: dict, requested: dict) -> list[str]:
+def _differences(saved: dict, requested: dict) -> list[str]:
     """``"key: X there, Y now"`` for every requested setting the saved config does not match (one level deep).
 
     A nested ``name`` (the optimizer's, numbered by Keras: adam, adam_1 ...) is not a setting.
@@ -543,7 +542,7 @@ def check_same_settings(run_dir, requested: dict) -> None:
             continue
         # A run folder made before "experiment" (the data folder, the recipe...) was recorded has fit's own
         # settings only, and is compared on those.
-        found = differences(saved, {k: v for k, v in requested.items() if k != "experiment" or k in saved})
+        found = _differences(saved, {k: v for k, v in requested.items() if k != "experiment" or k in saved})
         if not found:
             continue
         if folder.record_path.is_file():

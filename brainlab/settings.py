@@ -34,11 +34,15 @@ from pathlib import Path
 
 from brainlab.errors import SettingError
 
-__all__ = ["PACKAGE", "Switch", "Choice", "Megabytes", "Folder", "Setting", "SETTINGS", "get", "check",
-           "check_folder", "markdown"]
+__all__ = ["PACKAGE", "PRECISIONS", "Switch", "Choice", "Megabytes", "Folder", "Setting", "SETTINGS", "get",
+           "check", "check_folder", "markdown"]
 
 #: ``Setting.read_by`` of the settings the package itself reads (the others belong to a script).
 PACKAGE = "brainlab"
+
+#: The Keras dtype policies brainlab trains under, the values ``BRAINLAB_PRECISION`` takes
+#: (:func:`brainlab.train.device_policy` chooses one of them).
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 _ON = ("1", "true", "yes", "on")
 _OFF = ("0", "false", "no", "off")
@@ -64,17 +68,28 @@ class Switch:
 
 @dataclass(frozen=True)
 class Choice:
-    """One of ``choices`` (read in lower case)."""
+    """One of ``choices``, read in lower case; with ``exact``, only as written (a Keras dtype policy's name).
+
+    The refusal lists the choices; ``noun`` (what a value is: "a precision") and ``unset_does``
+    (what unsetting the variable does) make it say more.
+    """
 
     choices: tuple[str, ...]
+    exact: bool = False  # case matters: "FLOAT32" is refused
+    noun: str = ""  # the refusal says the value "is not {noun} brainlab knows"
+    unset_does: str = ""  # ... and ends "or unset it to {unset_does}."
 
     def describe(self) -> str:
-        return "one of " + ", ".join(f"`{c}`" for c in self.choices)
+        return "one of " + ", ".join(f"`{c}`" for c in self.choices) + (" (case matters)" if self.exact else "")
 
     def parse(self, setting: Setting, text: str) -> str:
-        word = text.lower()
+        word = text if self.exact else text.lower()
         if word not in self.choices:
-            raise SettingError(f"{setting.name}={text!r}: use {', '.join(self.choices)}, or leave it unset.")
+            listed = ", ".join(self.choices)
+            what = (f"is not {self.noun} brainlab knows: set it to one of {listed}" if self.noun
+                    else f"use {listed}")
+            unset = f"unset it to {self.unset_does}" if self.unset_does else "leave it unset"
+            raise SettingError(f"{setting.name}={text!r}{' ' if self.noun else ': '}{what}, or {unset}.")
         return word
 
     def check(self, setting: Setting, value) -> None:
@@ -157,7 +172,8 @@ _ALL = (
             "one of them, else `runs/` in the current folder",
             "where the notebooks record training runs; quick-mode runs go in its `quick/`, so that a full run "
             "never resumes from a quick one"),
-    Setting("BRAINLAB_PRECISION", Choice(("float32", "mixed_float16", "mixed_bfloat16")), None,
+    Setting("BRAINLAB_PRECISION", Choice(PRECISIONS, exact=True, noun="a precision",
+                                         unset_does="let brainlab choose for this machine"), None,
             "mixed_float16 on a GPU; on a CPU float32, or mixed_bfloat16 for the `residual-cnn` recipe where the "
             "CPU computes in bfloat16 natively, which keeps its accuracy and trains it 1.28 times faster: "
             "[benchmarks/precision_and_xla.md](../benchmarks/precision_and_xla.md)",

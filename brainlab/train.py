@@ -45,13 +45,13 @@ from brainlab.config import DEFAULT_SEED, set_seed
 from brainlab.errors import BrainlabError
 from brainlab.history import MONITOR, best_row, monitored
 from brainlab.models import NUM_CLASSES, parameter_counts
+from brainlab.settings import PRECISIONS
 
-__all__ = ["BACKUP_DIR", "BFLOAT16_CPU_FLAGS", "CannotCacheFeatures", "DevicePolicy", "FitOptions", "FitResult",
-           "PRECISIONS", "PRECISION_ENV", "RUN_FILES", "class_weights", "compile_model", "cpu_has_bfloat16",
+__all__ = ["BFLOAT16_CPU_FLAGS", "CannotCacheFeatures", "DevicePolicy", "FitOptions", "FitResult",
+           "PRECISION_ENV", "RUN_FILES", "class_weights", "compile_model", "cpu_has_bfloat16",
            "dataset_labels", "device_policy", "fine_tune_two_stage", "fit", "gpu_count", "gradient_norms",
            "precision_from_env", "run_finished", "split_at_trainable"]
 
-BACKUP_DIR = runs.BACKUP_DIR
 RUN_FILES = (runs.CONFIG, runs.HISTORY, runs.BEST, runs.LAST, runs.METRICS)  # a finished run, nothing else
 
 
@@ -60,7 +60,6 @@ class CannotCacheFeatures(BrainlabError):
 
 
 # --------------------------------------------------------------------------- device
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")  # Keras dtype policies brainlab runs under
 PRECISION_ENV = "BRAINLAB_PRECISION"  # overrides the automatic choice, e.g. to run a GPU's policy on a CPU
 
 
@@ -95,8 +94,8 @@ def gpu_count() -> int:
 def precision_from_env() -> str | None:
     """The dtype policy named by ``BRAINLAB_PRECISION``, or None when it is not set.
 
-    :mod:`brainlab.settings` declares the variable (its values are :data:`PRECISIONS`) and refuses
-    any other value with a :class:`~brainlab.errors.SettingError`.
+    :mod:`brainlab.settings` declares the variable (its values are :data:`~brainlab.settings.PRECISIONS`)
+    and refuses any other value, in any other case too, with a :class:`~brainlab.errors.SettingError`.
     """
     from brainlab import settings  # import-light, as the command line checks the variable without TensorFlow
 
@@ -624,7 +623,7 @@ def _starting_point(folder: runs.RunFolder, settings: dict, saved: dict | None, 
     if saved is None:
         return _fresh_start(folder)
     runs.check_same_settings(folder.path, settings)
-    if folder.finished():
+    if folder.record_path.is_file():  # this folder's own training record, whatever else lies here
         return None
     return _resume_point(folder, monitor, mode)
 
@@ -765,7 +764,7 @@ def _settings_record(model, epochs: int, monitor: str, options: FitOptions) -> d
 # --------------------------------------------------------------------------- two stages
 def run_finished(run_dir) -> bool:
     """Whether a :func:`fit` run in ``run_dir`` ran to its end (metrics.json, its last file, is written)."""
-    return runs.RunFolder(run_dir).finished()
+    return runs.RunFolder(run_dir).record_path.is_file()
 
 
 def fine_tune_two_stage(model: keras.Model, train_ds, val_ds, run_dir, head_epochs: int = 5,

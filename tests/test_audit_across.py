@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -119,7 +118,6 @@ def test_real_nickparvar_testing_against_the_papers_dataset(shared_dataset, tmp_
     """Measured once with `brainlab audit --against` (see docs/results.md); the counts must not drift."""
     if not (NICK_TESTING / "Testing").is_dir():
         pytest.skip(f"the second dataset's Testing split is not at {NICK_TESTING}")
-    started = time.perf_counter()
     result = audit_across(shared_dataset, NICK_TESTING)
     s = result.summary
     assert s["dataset_b"]["images"] == 1311 and s["dataset_a"]["images"] == 3264
@@ -132,7 +130,10 @@ def test_real_nickparvar_testing_against_the_papers_dataset(shared_dataset, tmp_
     near = result.checked.dropna(subset=["score"])  # a clear gap between copies and different scans
     assert near.loc[near["kind"] == "near", "score"].min() > 0.91 > 0.87 > near.loc[near["kind"] == "different",
                                                                                      "score"].max()
-    assert time.perf_counter() - started < 600
+    # It stays quick because each image of B is compared with a few candidates of A, not with all 3264: a count
+    # that is the same on every machine (8,557 pairs of the 4.3 million; a wall-clock limit would depend on the
+    # CPU and on what else it runs: 23 s here on a 2-core AMD EPYC).
+    assert len(result.checked) <= 0.01 * 3264 * 1311
 
 
 # Measured by `brainlab audit --data <paper's dataset> --against <Nickparvar Testing> --out DIR` (docs/results.md).

@@ -267,7 +267,7 @@ def test_full_dataset_verifies_and_loads(shared_dataset, monkeypatch):
 def test_verify_reports_changed_and_missing_files(tiny_dataset):
     files = data.scan(tiny_dataset).files
     sums = {f.relpath: datasets.sha256_of(f.path) for f in files}
-    counts = {s: {c: 3 for c in CLASS_NAMES} for s in data.SPLIT_FOLDERS}
+    counts = {s: {c: 3 for c in CLASS_NAMES} for s in datasets.SPLIT_FOLDERS}
     spec = datasets.DatasetSpec("tiny", "tiny", CLASS_NAMES, counts, checksums=sums)
     assert datasets.verify(tiny_dataset, spec).ok
     buf = io.BytesIO()
@@ -283,7 +283,7 @@ def test_verify_reports_changed_and_missing_files(tiny_dataset):
 def test_only_a_folder_that_verifies_is_official_and_the_verdict_is_cached(tiny_dataset, tmp_path, monkeypatch):
     files = data.scan(tiny_dataset).files
     sums = {f.relpath: datasets.sha256_of(f.path) for f in files}
-    counts = {s: {c: 3 for c in CLASS_NAMES} for s in data.SPLIT_FOLDERS}
+    counts = {s: {c: 3 for c in CLASS_NAMES} for s in datasets.SPLIT_FOLDERS}
     spec = datasets.DatasetSpec("tiny", "tiny", CLASS_NAMES, counts, checksums=sums)
     calls = []
     real_verify = datasets.verify

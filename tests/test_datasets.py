@@ -72,7 +72,7 @@ def test_the_catalogue_lists_the_papers_dataset_by_name():
     with pytest.raises(ValueError, match="choose from sartaj, nickparvar, brain-tumor-classification-mri"):
         datasets.spec_named("mnist")
     assert datasets.BRAIN_TUMOR.folder("no_tumor") == "no_tumor"  # no mapping: folders are the class names
-    assert data.CLASS_NAMES is datasets.CLASS_NAMES and data.SPLIT_FOLDERS == datasets.BRAIN_TUMOR.splits
+    assert data.CLASS_NAMES is datasets.CLASS_NAMES and datasets.SPLIT_FOLDERS == datasets.BRAIN_TUMOR.splits
     advice = datasets.how_to_get_data()
     assert "Training/ and Testing/" in advice and datasets.BRAIN_TUMOR.homepage in advice
 

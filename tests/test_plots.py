@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brainlab import evaluate, plots
+from brainlab import evaluate, plots, runs
 from brainlab.datasets import CLASS_NAMES
 from brainlab.evaluate import Predictions
 
@@ -100,9 +100,10 @@ def test_training_curves_from_every_kind_of_history(source, tmp_path):
         history = type("History", (), {"history": HISTORY})()  # what model.fit returns
     elif source == "frame":
         history = pd.DataFrame(HISTORY)
-    else:  # what keras.callbacks.CSVLogger writes: a 0-based epoch column
+    else:  # a run folder's history.csv, as train.fit writes it: a 0-based epoch column
         history = tmp_path / "history.csv"
-        pd.DataFrame({"epoch": range(4), **HISTORY}).to_csv(history, index=False)
+        runs.write_history(history, [{"epoch": epoch, **{name: values[epoch] for name, values in HISTORY.items()}}
+                                     for epoch in range(4)])
     fig = plots.training_curves(history, title="Small CNN")
     assert fig.get_suptitle() == "Small CNN"
     accuracy_ax, loss_ax = fig.axes
@@ -143,6 +144,9 @@ def test_training_curves_without_validation_and_bad_inputs(tmp_path):
     assert len(fig.axes[0].get_lines()) == 1
     with pytest.raises(FileNotFoundError, match="nothere.csv"):
         plots.training_curves(tmp_path / "nothere.csv")
+    (tmp_path / "history.csv").write_text("epoch,loss\n0,1.0\n1,ten\n")  # read as train.fit's runs are
+    with pytest.raises(runs.RunFolderError, match=r"history.csv is damaged .*rm -r"):
+        plots.training_curves(tmp_path / "history.csv")
     with pytest.raises(ValueError, match="neither accuracy nor loss"):
         plots.training_curves({"lr": [0.1, 0.01]})
 

@@ -83,7 +83,7 @@ def test_manifest_and_evaluation_names():
 
 
 def test_split_folders_and_protocols_have_different_names():
-    assert datasets.SPLIT_FOLDERS == data.SPLIT_FOLDERS == ("Training", "Testing") == datasets.BRAIN_TUMOR.splits
+    assert datasets.SPLIT_FOLDERS == datasets.SPLIT_FOLDERS == ("Training", "Testing") == datasets.BRAIN_TUMOR.splits
     assert not set(datasets.SPLIT_FOLDERS) & set(protocols.MEANINGS)
     for module in (datasets, data, experiment):
         assert not hasattr(module, "SPLITS"), f"{module.__name__}.SPLITS: say SPLIT_FOLDERS or protocols.PROTOCOLS"

@@ -205,7 +205,15 @@ def test_each_kind_reads_its_values_and_unset_gives_the_default(monkeypatch, tmp
     ("BRAINLAB_QUICK", "maybe", "BRAINLAB_QUICK='maybe' is neither on nor off: set it to 1 or 0, or unset it."),
     ("BRAINLAB_WEIGHTS", "resnet", "BRAINLAB_WEIGHTS='resnet': use imagenet, random, or leave it unset."),
     ("BRAINLAB_PRECISION", "float8",
-     "BRAINLAB_PRECISION='float8': use float32, mixed_float16, mixed_bfloat16, or leave it unset."),
+     "BRAINLAB_PRECISION='float8' is not a precision brainlab knows: set it to one of float32, mixed_float16, "
+     "mixed_bfloat16, or unset it to let brainlab choose for this machine."),
+    # A dtype policy is named exactly as Keras spells it: the case matters (BRAINLAB_WEIGHTS=Random is read).
+    ("BRAINLAB_PRECISION", "FLOAT32",
+     "BRAINLAB_PRECISION='FLOAT32' is not a precision brainlab knows: set it to one of float32, mixed_float16, "
+     "mixed_bfloat16, or unset it to let brainlab choose for this machine."),
+    ("BRAINLAB_PRECISION", "Mixed_Float16",
+     "BRAINLAB_PRECISION='Mixed_Float16' is not a precision brainlab knows: set it to one of float32, "
+     "mixed_float16, mixed_bfloat16, or unset it to let brainlab choose for this machine."),
     ("BRAINLAB_CACHE_MAX_MB", "inf", "BRAINLAB_CACHE_MAX_MB='inf' is not a number of megabytes; set it to e.g. 4096, "
                                      "or unset it for the default"),
 ])
@@ -242,10 +250,14 @@ def test_a_variable_of_tasks_py_is_declared_and_left_to_tasks_py(monkeypatch, tm
         settings.check("BRAINLAB_VENV")
 
 
-def test_the_precisions_the_setting_takes_are_the_policies_train_runs_under():
-    from brainlab import train
+def test_the_precisions_the_setting_takes_are_keras_dtype_policies():
+    import keras
 
-    assert settings.SETTINGS["BRAINLAB_PRECISION"].kind.choices == train.PRECISIONS
+    assert settings.SETTINGS["BRAINLAB_PRECISION"].kind.choices == settings.PRECISIONS
+    assert [keras.DTypePolicy(name).name for name in settings.PRECISIONS] == list(settings.PRECISIONS)
+    assert settings.SETTINGS["BRAINLAB_PRECISION"].kind.describe() == (
+        "one of `float32`, `mixed_float16`, `mixed_bfloat16` (case matters)")
+    assert settings.SETTINGS["BRAINLAB_WEIGHTS"].kind.describe() == "one of `imagenet`, `random`"
 
 
 def test_check_folder_says_what_is_wrong(tmp_path):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from brainlab import config, models, train
+from brainlab import config, models, runs, train
 from brainlab.errors import BrainlabError
 
 CHILD = Path(__file__).with_name("_train_child.py")
@@ -111,7 +111,7 @@ def test_a_killed_run_resumes_from_its_last_finished_epoch(tmp_path):
     run_dir, log = tmp_path / "run", tmp_path / "log.jsonl"
     killed = run_child("resume", run_dir, log, 1)  # dies right after epoch 1 (the second)
     assert killed.returncode == 17, killed.stderr[-3000:]
-    assert (run_dir / train.BACKUP_DIR).is_dir() and not (run_dir / "metrics.json").exists()
+    assert (run_dir / runs.BACKUP_DIR).is_dir() and not (run_dir / "metrics.json").exists()
     finished = run_child("resume", run_dir, log, -1)
     assert finished.returncode == 0, finished.stderr[-3000:]
 
@@ -128,7 +128,41 @@ def test_a_killed_run_resumes_from_its_last_finished_epoch(tmp_path):
     assert [int(r["epoch"]) for r in read_csv(run_dir / "history.csv")] == [0, 1, 2, 3]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["resumed_from_epoch"] == 2 and metrics["epochs_finished"] == 4
-    assert not (run_dir / train.BACKUP_DIR).exists()
+    assert not (run_dir / runs.BACKUP_DIR).exists()
+
+
+def test_a_fit_folder_is_finished_by_its_own_training_record_only(tmp_path):
+    """metrics.json in the folder itself decides: not an evaluation.json beside it, not a run/ folder inside it."""
+    data = synthetic(n=32)
+
+    def fit(run_dir):
+        config.set_seed(0)
+        return train.fit(models.small_cnn(image_size=32, filters=(8,)), data, data, run_dir, epochs=1,
+                         progress=False)
+
+    # A finished training with a folder called run/ (an experiment's training's name) inside it: reused, untouched.
+    done = tmp_path / "done"
+    first = fit(done)
+    (done / "run").mkdir()
+    written = {p.name: p.stat().st_mtime_ns for p in done.iterdir()}
+    assert train.run_finished(done)
+    again = fit(done)
+    assert again.reused and again.metrics == first.metrics
+    assert {p.name: p.stat().st_mtime_ns for p in done.iterdir()} == written
+    assert [row["epoch"] for row in runs.RunFolder(done).history()] == [0]  # history.csv kept, not cut back
+
+    # Killed right after config.json (its first file), then an evaluation.json put beside it: not finished, so the
+    # rerun trains (it used to be taken for a finished run and fail on the missing last.keras).
+    started = tmp_path / "started"
+    fit(started)
+    for path in started.iterdir():
+        if path.name != "config.json":
+            path.unlink()
+    runs.write_json(started / "evaluation.json", {"split": "official-test", "accuracy": 0.5})
+    assert not train.run_finished(started)
+    resumed = fit(started)
+    assert not resumed.reused and resumed.metrics["epochs_finished"] == 1
+    assert set(train.RUN_FILES) <= {p.name for p in started.iterdir()} and train.run_finished(started)
 
 
 def _paper_fit(run_dir, cache_features):

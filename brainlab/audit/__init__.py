@@ -45,7 +45,7 @@ thumbnail sizes) stay in the part that uses them, and the head's box (``content_
 from __future__ import annotations
 
 from brainlab.audit.across import CrossAudit, audit_across, run_audit_across
-from brainlab.audit.groups import write_manifest
+from brainlab.audit.groups import CLEAN_SPLIT_FILE, write_manifest
 from brainlab.audit.report import pair_figure, run_audit, size_figure
 from brainlab.audit.within import AuditResult, audit_dataset
 
@@ -56,4 +56,6 @@ __all__ = [
     "CrossAudit", "audit_across", "run_audit_across",
     # what a notebook shows and keeps
     "pair_figure", "size_figure", "write_manifest",
+    # the name run_audit writes the copy-free split under
+    "CLEAN_SPLIT_FILE",
 ]

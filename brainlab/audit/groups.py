@@ -16,9 +16,14 @@ import pandas as pd
 
 from brainlab import config, datasets
 from brainlab.errors import BrainlabError
-from brainlab.protocols import PARTS
+from brainlab.protocols import CLEAN, PARTS
 
-__all__ = ["clean_split", "count_table", "duplicate_groups", "mark_files", "pair_table", "write_manifest"]
+__all__ = ["CLEAN_SPLIT_FILE", "clean_split", "count_table", "duplicate_groups", "mark_files", "pair_table",
+           "write_manifest"]
+
+#: The file name the copy-free split is written under (:func:`write_manifest`), in an audit's folder; its name
+#: tells :func:`brainlab.protocols.manifest_protocol` that the split is the clean one.
+CLEAN_SPLIT_FILE = f"{CLEAN}_split.csv"
 
 
 
@@ -134,7 +139,8 @@ def clean_split(files: pd.DataFrame, seed: int = config.DEFAULT_SEED, val_fracti
         rest, test = one_fold(np.arange(len(files)), test_fraction, seed)
         train, val = one_fold(rest, val_fraction / (1 - test_fraction), seed + 1)
     part = np.empty(len(files), dtype=object)
-    part[train], part[val], part[test] = "train", "val", "test"
+    for rows, name in zip((train, val, test), PARTS):  # PARTS: train, val, test
+        part[rows] = name
     return pd.DataFrame({"path": files["path"], "class": files["class"], "split": part})
 
 

@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 
 from brainlab import config, datasets, images
-from brainlab.audit.groups import write_manifest
+from brainlab.audit.groups import CLEAN_SPLIT_FILE, write_manifest
 from brainlab.audit.matching import NEAR_THRESHOLD
 from brainlab.audit.within import AuditResult, audit_dataset
+from brainlab.protocols import CLEAN, OFFICIAL
 
 __all__ = ["borderline_pairs", "pair_figure", "run_audit", "size_figure", "write_figures_and_summary"]
 
@@ -144,7 +145,7 @@ def size_figure(files: pd.DataFrame, shortcut: dict | None = None) -> "Figure":
     axes[0].legend(handles=handles, title="class", fontsize=7, title_fontsize=8, loc="upper left")
     title = "Image size per class and split: a shortcut a model can learn"
     if shortcut:
-        acc = shortcut["size_only"]["official"]
+        acc = shortcut["size_only"][OFFICIAL]
         title += (f"\nA decision tree on size alone: {acc['accuracy']:.0%} on official Testing "
                   f"(always the commonest class: {acc['majority']:.0%})")
     fig.suptitle(title)
@@ -184,10 +185,10 @@ def _summary_markdown(result: AuditResult) -> str:
     if "shortcut" in s:
         size, both = s["shortcut"]["size_only"], s["shortcut"]["size_and_file_size"]
         lines.append(f"- **Shortcut cues**: a decision tree that sees only width, height and aspect ratio, "
-                     f"trained on Training, scores {size['official']['accuracy']:.1%} on official Testing "
-                     f"(always answering the commonest class: {size['official']['majority']:.1%}); with file size too: "
-                     f"{both['official']['accuracy']:.1%}. On the clean split: {size['clean']['accuracy']:.1%} "
-                     f"(size) and {both['clean']['accuracy']:.1%} (size and file size).")
+                     f"trained on Training, scores {size[OFFICIAL]['accuracy']:.1%} on official Testing "
+                     f"(always answering the commonest class: {size[OFFICIAL]['majority']:.1%}); with file size too: "
+                     f"{both[OFFICIAL]['accuracy']:.1%}. On the clean split: {size[CLEAN]['accuracy']:.1%} "
+                     f"(size) and {both[CLEAN]['accuracy']:.1%} (size and file size).")
     clean = s["clean_split"]
     parts = ", ".join(f"{p} {sum(c.values())}" for p, c in clean["counts"].items())
     lines += [f"- **Clean split** (`clean_split.csv`, seed {clean['seed']}): {parts}; no duplicate group in more "
@@ -226,7 +227,7 @@ def run_audit(root, out_dir, seed: int = config.DEFAULT_SEED, progress: bool = T
     result.shortcuts.to_csv(out / "shortcuts.csv", index=False)
     if result.unreadable:
         pd.DataFrame(result.unreadable, columns=["path", "reason"]).to_csv(out / "unreadable.csv", index=False)
-    write_manifest(result.clean, out / "clean_split.csv")
+    write_manifest(result.clean, out / CLEAN_SPLIT_FILE)
 
     pairs = result.pairs
     group_of = dict(zip(result.files["path"], result.files["group"]))

@@ -16,13 +16,13 @@ import numpy as np
 import pandas as pd
 
 from brainlab import config, data, datasets
-from brainlab.audit.groups import clean_split, count_table, mark_files, pair_table
+from brainlab.audit.groups import CLEAN_SPLIT_FILE, clean_split, count_table, mark_files, pair_table
 from brainlab.audit.matching import COARSE_THRESHOLD, NEAR_THRESHOLD, NEIGHBOURS, exact_duplicate_pairs, \
     near_duplicate_pairs, pair_frame
 from brainlab.audit.shortcuts import FILE_FEATURES, SIZE_FEATURES, shortcut_accuracy, shortcut_table
 from brainlab.audit.thumbnails import inventory
 from brainlab.errors import BrainlabError
-from brainlab.protocols import PARTS
+from brainlab.protocols import CLEAN, OFFICIAL, PARTS
 
 __all__ = ["AuditResult", "audit_dataset"]
 
@@ -133,17 +133,17 @@ def _summary(root, files: pd.DataFrame, pairs: pd.DataFrame, counts: pd.DataFram
         summary["testing_with_exact_copy_in_training"] = int(test["sha256"].isin(set(train["sha256"])).sum())
         summary["shortcut"] = {
             "classifier": "DecisionTreeClassifier(max_depth=4, min_samples_leaf=5)",
-            "size_only": {"official": shortcut_accuracy(train, test, SIZE_FEATURES, seed)},
-            "size_and_file_size": {"official": shortcut_accuracy(train, test, FILE_FEATURES, seed)},
+            "size_only": {OFFICIAL: shortcut_accuracy(train, test, SIZE_FEATURES, seed)},
+            "size_and_file_size": {OFFICIAL: shortcut_accuracy(train, test, FILE_FEATURES, seed)},
         }
         with_part = files.assign(part=clean["split"].to_numpy())  # clean lists the files in the same order
         clean_train, clean_test = with_part[with_part["part"] == "train"], with_part[with_part["part"] == "test"]
         for name, features in (("size_only", SIZE_FEATURES), ("size_and_file_size", FILE_FEATURES)):
-            summary["shortcut"][name]["clean"] = shortcut_accuracy(clean_train, clean_test, features, seed)
-        summary["size_only_accuracy"] = summary["shortcut"]["size_only"]["official"]["accuracy"]
+            summary["shortcut"][name][CLEAN] = shortcut_accuracy(clean_train, clean_test, features, seed)
+        summary["size_only_accuracy"] = summary["shortcut"]["size_only"][OFFICIAL]["accuracy"]
     part_groups = files.assign(part=clean["split"].to_numpy()).groupby("group")["part"].nunique()
     summary["clean_split"] = {
-        "file": "clean_split.csv", "seed": seed,
+        "file": CLEAN_SPLIT_FILE, "seed": seed,
         "counts": {p: {c: int(n) for c, n in clean[clean["split"] == p]["class"].value_counts().sort_index().items()}
                    for p in PARTS},
         "groups_in_more_than_one_part": int((part_groups > 1).sum()),
