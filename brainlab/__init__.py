@@ -17,9 +17,9 @@ _startup.quiet_by_default()
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"config", "datasets", "images", "data", "download", "audit", "models", "train", "evaluate", "plots",
+_SUBMODULES = {"config", "catalogue", "images", "data", "download", "audit", "models", "train", "evaluate", "plots",
                "explain", "widgets", "paper", "cli", "course", "startup", "experiment", "exercises", "errors",
-               "history", "runs", "settings", "cache", "protocols", "doctor"}
+               "kept_epoch", "runs", "settings", "cache", "protocols", "doctor"}
 
 
 def __getattr__(name):

@@ -87,10 +87,10 @@ def _weights(text: str) -> str:
 
 def _dataset(text: str) -> str:
     """An argparse type: a catalogue entry's name."""
-    from brainlab import datasets
+    from brainlab import catalogue
 
     try:
-        datasets.spec_named(text)
+        catalogue.spec_named(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
@@ -157,15 +157,15 @@ def _print_folder_check(check) -> int:
 
 
 def _cmd_fetch_data(args) -> int:
-    from brainlab import datasets
+    from brainlab import catalogue
     from brainlab.download import fetch_data
 
     try:
-        spec = datasets.spec_named(args.dataset)
+        spec = catalogue.spec_named(args.dataset)
     except ValueError as exc:
         raise BrainlabError(f"--dataset: {exc}") from None
     path = fetch_data(args.to, spec=spec, sources=tuple(args.source) if args.source else None, url=args.url)
-    if spec.name == datasets.BRAIN_TUMOR.name:
+    if spec.name == catalogue.BRAIN_TUMOR.name:
         print(f"Dataset folder: {path}\nUse it with: export BRAINLAB_DATA={path}")
     else:
         print(f"Dataset folder: {path}\nUse it as an external test set with: export BRAINLAB_EXTERNAL_DATA={path}\n"
@@ -324,12 +324,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", metavar="DIR", type=_DATA, help="check this dataset folder file by file")
     p.set_defaults(func=_cmd_doctor, tensorflow=True)
 
-    from brainlab import datasets, download
+    from brainlab import catalogue, download
 
     p = sub.add_parser("fetch-data", help="download and verify a dataset")
-    p.add_argument("--dataset", default=datasets.BRAIN_TUMOR.short_name, type=_dataset,
-                   help=f"which one: {datasets.BRAIN_TUMOR.short_name} (the paper's, default) or "
-                        f"{datasets.NICKPARVAR.short_name} (an external test set), or a catalogue name")
+    p.add_argument("--dataset", default=catalogue.BRAIN_TUMOR.short_name, type=_dataset,
+                   help=f"which one: {catalogue.BRAIN_TUMOR.short_name} (the paper's, default) or "
+                        f"{catalogue.NICKPARVAR.short_name} (an external test set), or a catalogue name")
     p.add_argument("--to", metavar="DIR", type=_OUT, help="where to put it (default: the brainlab cache)")
     p.add_argument("--source", action="append", choices=download.SOURCES,
                    help=f"where to download from (repeatable; default: {', then '.join(download.SOURCES)})")

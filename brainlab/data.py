@@ -6,7 +6,7 @@ The flow is one way::
 
 - :func:`find_data` decides which folder to use (argument, ``BRAINLAB_DATA``, cache, download).
 - :func:`scan` checks the folder layout and lists the image files, ignoring hidden clutter
-  (it belongs to the catalogue, :mod:`brainlab.datasets`, which knows each dataset's layout).
+  (it belongs to the catalogue, :mod:`brainlab.catalogue`, which knows each dataset's layout).
 - Every file is decoded by :func:`brainlab.images.read_image` (any mode, any size, EXIF rotation), the
   one place that decodes images.
 - :func:`load_split` / :func:`load_splits` decode every image once into memory (cached on disk
@@ -15,7 +15,7 @@ The flow is one way::
   preprocessing, so a loader never has to know which model it feeds.
 
 What a dataset is (its classes, split folders, counts, checksums, where to download it) is in
-:mod:`brainlab.datasets`; :data:`CLASS_NAMES` here are the default dataset's classes, in the
+:mod:`brainlab.catalogue`; :data:`CLASS_NAMES` here are the default dataset's classes, in the
 order of a model's outputs. What the sets are called (``official-test``, ``clean-val`` ...) is
 :mod:`brainlab.protocols`' to say.
 """
@@ -35,9 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-from brainlab import config, datasets, protocols, runs
+from brainlab import catalogue, config, protocols, runs
 from brainlab import cache as _cache  # under another name: `cache` is the loaders' on/off argument
-from brainlab.datasets import CLASS_NAMES, SPLIT_FOLDERS, DatasetSpec, ImageFile, scan
+from brainlab.catalogue import CLASS_NAMES, SPLIT_FOLDERS, DatasetSpec, ImageFile, scan
 from brainlab.errors import BrainlabError, DataLayoutError, DataNotFoundError
 from brainlab.images import CROPS, UnreadableImageError, read_image
 
@@ -57,7 +57,7 @@ def sample_dir() -> Path:
     return Path(str(resources.files("brainlab").joinpath("sample")))
 
 
-def find_data(path=None, *, download: bool = True, spec: DatasetSpec = datasets.BRAIN_TUMOR) -> Path:
+def find_data(path=None, *, download: bool = True, spec: DatasetSpec = catalogue.BRAIN_TUMOR) -> Path:
     """Return the dataset folder to use, looking in this order:
 
     1. ``path``, when given;
@@ -70,15 +70,15 @@ def find_data(path=None, *, download: bool = True, spec: DatasetSpec = datasets.
         return _checked(Path(path).expanduser(), "the path you passed", spec)
     if config.quick_mode():
         return sample_dir()
-    env = config.data_env() if spec.name == datasets.BRAIN_TUMOR.name else None  # BRAINLAB_DATA: the default dataset
+    env = config.data_env() if spec.name == catalogue.BRAIN_TUMOR.name else None  # BRAINLAB_DATA: the default dataset
     if env is not None:
         return _checked(env, "BRAINLAB_DATA", spec)
-    cached = datasets.default_location(spec)
+    cached = catalogue.default_location(spec)
     if cached.is_dir():
         return cached
     if not download:
         raise DataNotFoundError(
-            "The dataset is not on this computer yet.\n" + datasets.how_to_get_data(spec)
+            "The dataset is not on this computer yet.\n" + catalogue.how_to_get_data(spec)
         )
     from brainlab.download import fetch_data
 
@@ -87,7 +87,7 @@ def find_data(path=None, *, download: bool = True, spec: DatasetSpec = datasets.
 
 def _checked(root: Path, where: str, spec: DatasetSpec) -> Path:
     if not root.is_dir():
-        raise DataNotFoundError(f"{root} (from {where}) is not a folder.\n" + datasets.how_to_get_data(spec))
+        raise DataNotFoundError(f"{root} (from {where}) is not a folder.\n" + catalogue.how_to_get_data(spec))
     return root
 
 
@@ -177,7 +177,7 @@ def load_split(split: str = "Training", root=None, image_size: int = 128, channe
     (:func:`brainlab.images.head_crop`); ``"none"`` keeps the whole frame.
 
     ``spec`` (default: the catalogue entry whose class folders ``root`` has, see
-    :func:`brainlab.datasets.detect_spec`) says how the class folders are named.
+    :func:`brainlab.catalogue.detect_spec`) says how the class folders are named.
     The set is named after the folder it came from and the part (see :func:`protocol`):
     ``official-train``/``official-test`` for a verified copy of the dataset, ``sample-...`` for
     the bundled sample, ``unverified-...`` for any other folder.
@@ -204,14 +204,14 @@ def _relative(root: Path, entries) -> list[tuple[str, str]]:
 def _spec_of(root) -> DatasetSpec:
     """The catalogue entry whose class folders ``root`` has; the default one when none matches
     (then :func:`scan` explains what is wrong with the layout)."""
-    return datasets.detect_spec(root, default=datasets.BRAIN_TUMOR)
+    return catalogue.detect_spec(root, default=catalogue.BRAIN_TUMOR)
 
 
 def protocol(root, spec: DatasetSpec | None = None) -> str:
     """The protocol of data read from ``root``: the first half of its sets' names (see :mod:`brainlab.protocols`).
 
     - ``"sample"``: the bundled sample (a smoke test; its numbers mean little);
-    - ``"official"``: a copy of the dataset that :func:`brainlab.datasets.verify` accepts (the
+    - ``"official"``: a copy of the dataset that :func:`brainlab.catalogue.verify` accepts (the
       counts and every file's checksum match), so its numbers stand beside the paper's;
     - ``"unverified"``: any other folder (your own data, a test fixture, a copy with files added,
       removed or changed). ``brainlab doctor`` says why a copy does not verify;
@@ -227,7 +227,7 @@ def protocol(root, spec: DatasetSpec | None = None) -> str:
     if root.resolve() == sample_dir().resolve():
         return protocols.SAMPLE
     spec = spec or _spec_of(root)
-    if spec is not datasets.BRAIN_TUMOR and spec.name in datasets.CATALOGUE:
+    if spec is not catalogue.BRAIN_TUMOR and spec.name in catalogue.CATALOGUE:
         return spec.short_name or spec.name  # another collection: never "official" beside the paper
     return protocols.OFFICIAL if _verifies(root, spec) else protocols.UNVERIFIED
 
@@ -250,7 +250,7 @@ def _verifies(root: Path, spec: DatasetSpec) -> bool:
         return bool(json.loads(verdict_file.read_text())["ok"])
     except (OSError, ValueError, KeyError, TypeError):
         pass  # no verdict yet (or a damaged one): check the files
-    ok = datasets.verify(root, spec).ok
+    ok = catalogue.verify(root, spec).ok
     verdict_file.parent.mkdir(parents=True, exist_ok=True)
     runs.write_json(verdict_file, {"root": str(root.resolve()), "dataset": spec.name, "ok": ok})
     return ok
@@ -379,15 +379,15 @@ def scan_class_folders(root, spec: DatasetSpec | None = None,
 
     Returns the entry (given, or found from the folder names), the files, labelled in brainlab's
     class order, with paths relative to ``root``, and the image files that cannot be opened, with
-    the reason (see :func:`brainlab.datasets.list_images`). A missing class folder, a folder named
+    the reason (see :func:`brainlab.catalogue.list_images`). A missing class folder, a folder named
     after no class, an empty class folder: a :class:`~brainlab.errors.DataLayoutError` that says which.
     """
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DataLayoutError(f"{root} is not a folder: give a folder with one folder of images per class.")
-    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not datasets.is_ignored(p.name))
+    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not catalogue.is_ignored(p.name))
     if spec is None:
-        spec = datasets.spec_for_folders(found)
+        spec = catalogue.spec_for_folders(found)
     if spec is None:
         splits_inside = [s for s in SPLIT_FOLDERS if s in found]
         if splits_inside:
@@ -395,11 +395,11 @@ def scan_class_folders(root, spec: DatasetSpec | None = None,
                 f"{root} is a dataset folder ({', '.join(splits_inside)}/ inside), not a folder of class folders: "
                 f"give {root / splits_inside[-1]} instead, or the dataset folder with --manifest CSV.")
         # the entry that shares most folder names explains best what is wrong
-        spec = max(datasets.CATALOGUE.values(), key=lambda s: len(set(s.folder_names()) & set(found)))
+        spec = max(catalogue.CATALOGUE.values(), key=lambda s: len(set(s.folder_names()) & set(found)))
     expected = spec.folder_names()
     unknown = [f for f in found if f not in expected]
     missing = [f for f in expected if f not in found]
-    names = "\n".join(f"  {s.name}: {', '.join(s.folder_names())}" for s in datasets.CATALOGUE.values())
+    names = "\n".join(f"  {s.name}: {', '.join(s.folder_names())}" for s in catalogue.CATALOGUE.values())
     if unknown:
         raise DataLayoutError(f"{root}: unknown class folder(s) {', '.join(unknown)}. Class folders must be named "
                               f"as in one of these datasets:\n{names}")
@@ -410,10 +410,10 @@ def scan_class_folders(root, spec: DatasetSpec | None = None,
     files, broken = [], []
     for label, class_name in enumerate(spec.class_names):
         folder = root / spec.folder(class_name)
-        images, _, cannot_open = datasets.list_images(folder)
+        images, _, cannot_open = catalogue.list_images(folder)
         broken += cannot_open
         if not images:
-            raise DataLayoutError(f"{folder} holds no image files{datasets.unopenable_note(cannot_open)}; "
+            raise DataLayoutError(f"{folder} holds no image files{catalogue.unopenable_note(cannot_open)}; "
                                   f"put the {class_name} images there.")
         files += [ImageFile(p, p.relative_to(root).as_posix(), split, class_name, label) for p in images]
     return spec, files, broken

@@ -19,7 +19,7 @@ import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from brainlab import __version__, cache, config, datasets, images
+from brainlab import __version__, cache, catalogue, config, images
 from brainlab.errors import BrainlabError
 
 __all__ = ["FolderCheck", "check_dataset_folder", "setup_rows"]
@@ -59,12 +59,12 @@ def _data_row() -> tuple[str, str]:
         return "Data", f"{data.sample_dir()} (bundled sample, quick mode)"
     env = config.data_env()
     where = "BRAINLAB_DATA" if env else "brainlab cache"
-    root = env or datasets.default_location()
+    root = env or catalogue.default_location()
     if not root.is_dir():
         return "Data", (f"not found ({'BRAINLAB_DATA=' + str(env) if env else 'not downloaded yet'}): "
                         "run `brainlab fetch-data`, or set BRAINLAB_DATA")
     try:
-        check = datasets.verify(root)
+        check = catalogue.verify(root)
     except BrainlabError as exc:
         return "Data", f"{root} (from {where}): NOT USABLE: {str(exc).splitlines()[0]}"
     n = sum(sum(c.values()) for c in check.counts.values())
@@ -91,11 +91,11 @@ class FolderCheck:
     """What :func:`check_dataset_folder` found in one dataset folder."""
 
     root: Path
-    spec: datasets.DatasetSpec  # the catalogue entry the folder's class folders match
+    spec: catalogue.DatasetSpec  # the catalogue entry the folder's class folders match
     splits: tuple[str, ...]  # the split folders present (all of the spec's, or e.g. Testing only)
     readable: dict[tuple[str, str], int]  # (split, class) -> images that decode
     bad: list[tuple[str, str]]  # (path, reason) of every file or folder that cannot be used
-    verification: datasets.Verification  # counts and checksums against the catalogue
+    verification: catalogue.Verification  # counts and checksums against the catalogue
     empty: list[str] = field(init=False)  # "split/class folder" with no readable image
 
     def __post_init__(self):
@@ -123,9 +123,9 @@ def check_dataset_folder(root, progress: bool = True) -> FolderCheck:
     from tqdm.auto import tqdm
 
     root = Path(root)
-    spec = datasets.detect_spec(root, default=datasets.BRAIN_TUMOR)
-    splits = datasets.present_splits(root, spec) or spec.splits  # none: scan explains the expected layout
-    found = datasets.scan(root, splits=splits, spec=spec)
+    spec = catalogue.detect_spec(root, default=catalogue.BRAIN_TUMOR)
+    splits = catalogue.present_splits(root, spec) or spec.splits  # none: scan explains the expected layout
+    found = catalogue.scan(root, splits=splits, spec=spec)
     bad = found.bad + found.broken  # not images, and image files that cannot be opened: training skips both
     readable: dict[tuple[str, str], int] = {}
     for f in tqdm(found.files, desc="checking images", unit="img", leave=False, disable=not progress):
@@ -134,4 +134,4 @@ def check_dataset_folder(root, progress: bool = True) -> FolderCheck:
             bad.append((f.path, reason))
         else:
             readable[f.split, f.class_name] = readable.get((f.split, f.class_name), 0) + 1
-    return FolderCheck(root, spec, tuple(splits), readable, bad, datasets.verify(root, spec, splits=splits))
+    return FolderCheck(root, spec, tuple(splits), readable, bad, catalogue.verify(root, spec, splits=splits))

@@ -6,7 +6,7 @@ an interrupted download simply starts again next time). Whatever goes wrong with
 (no network, no or broken Kaggle credentials, a handle Kaggle rejects), the next one is tried,
 with a line saying why; when all fail, one message names every reason. Whatever the source, the
 files are unpacked into a hidden staging folder next to the target, checked against the counts
-and SHA-256 checksums of the dataset's :class:`brainlab.datasets.DatasetSpec`, and only then
+and SHA-256 checksums of the dataset's :class:`brainlab.catalogue.DatasetSpec`, and only then
 renamed to the target folder. A half-written dataset can therefore never be mistaken for a good
 one, and a failed attempt leaves nothing behind.
 """
@@ -19,7 +19,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from brainlab import cache
-from brainlab.datasets import BRAIN_TUMOR, DatasetSpec, default_location, how_to_get_data, verify
+from brainlab.catalogue import BRAIN_TUMOR, DatasetSpec, default_location, how_to_get_data, verify
 from brainlab.errors import DataNotFoundError, DownloadError, UnsafeArchiveError
 
 __all__ = ["SOURCES", "download_file", "fetch_data", "find_dataset_root", "safe_extract"]

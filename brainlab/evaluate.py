@@ -23,7 +23,7 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from brainlab import paper, runs
-from brainlab.datasets import CLASS_NAMES
+from brainlab.catalogue import CLASS_NAMES
 
 __all__ = ["AVERAGE_ROWS", "MISSING", "Predictions", "REPORT_COLUMNS", "accuracy", "as_probabilities",
            "classification_table", "classification_text", "compare_with_paper", "comparison_text",

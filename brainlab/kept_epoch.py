@@ -5,8 +5,8 @@ the lowest validation loss (the training loss when there is no validation data),
 ``brainlab.plots.training_curves`` marks that same epoch. Both ask this module, so the figure
 cannot point at an epoch other than the model kept.
 
->>> history.monitored()                          # ("val_loss", "min")
->>> history.best_row(rows, "val_loss", "min")    # the row (one epoch's logs) that is kept
+>>> kept_epoch.monitored()                          # ("val_loss", "min")
+>>> kept_epoch.best_row(rows, "val_loss", "min")    # the row (one epoch's logs) that is kept
 """
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ import keras
 from keras import layers
 
 from brainlab import config, settings
-from brainlab.datasets import CLASS_NAMES
+from brainlab.catalogue import CLASS_NAMES
 from brainlab.errors import BrainlabError, WeightsNotFoundError
 
 __all__ = ["BN_EPSILON", "IMAGENET_WEIGHTS_FILE", "IMAGENET_WEIGHTS_MD5", "IMAGENET_WEIGHTS_URL",

@@ -15,7 +15,7 @@ listed in :data:`NOT_STATED`.
 """
 from __future__ import annotations
 
-from brainlab.datasets import CLASS_NAMES
+from brainlab.catalogue import CLASS_NAMES
 
 TITLE = "Automated Brain Tumor Classification from MRI using a pretrained ResNet50 architecture"
 AUTHORS = ("S. K. Agarwal", "Y. K. Gupta")
@@ -37,7 +37,7 @@ FRAMEWORK = "TensorFlow / Keras"
 IMAGE_SIZE = 128
 INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 3)
 
-# CLASS_NAMES (imported above from brainlab.datasets, the one definition) are the dataset's folder
+# CLASS_NAMES (imported above from brainlab.catalogue, the one definition) are the dataset's folder
 # names in label order 0..3; the paper's report numbers the classes 0-3 in this order: glioma,
 # meningioma, no tumour, pituitary.
 

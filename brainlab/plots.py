@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from brainlab import evaluate, paper, runs
-from brainlab.history import MONITOR, best_row, monitored
+from brainlab.kept_epoch import MONITOR, best_row, monitored
 
 __all__ = ["CORRECT_COLOR", "MAX_WIDTH", "METRICS", "WRONG_COLOR", "class_balance", "confident_mistakes",
            "confusion_heatmap", "explained_prediction", "overlay", "per_class_metrics", "roc_curves", "run_spread",
@@ -81,7 +81,7 @@ def training_curves(history, title: str = "Training curves") -> Figure:
 
     ``history``: a :class:`brainlab.train.FitResult`, the ``history.csv`` of a run, a Keras
     History, a dict of lists or a DataFrame. The dotted line marks the epoch whose model
-    ``brainlab.train.fit`` keeps (``best.keras``): by :mod:`brainlab.history`'s rule, the lowest
+    ``brainlab.train.fit`` keeps (``best.keras``): by :mod:`brainlab.kept_epoch`'s rule, the lowest
     validation loss unless the run watched something else. A widening gap between the two
     curves is overfitting.
     """
@@ -354,7 +354,7 @@ def _counts_frame(sets, class_names) -> pd.DataFrame:
     rows = []
     for split, value in sets.items():
         names = evaluate.resolve_class_names(class_names or getattr(value, "class_names", None))
-        if isinstance(value, Mapping):  # {class name: count}, e.g. from datasets.Scan.counts()
+        if isinstance(value, Mapping):  # {class name: count}, e.g. from catalogue.Scan.counts()
             counts = [int(value.get(name, 0)) for name in names]
         else:
             labels = np.asarray(getattr(value, "labels", value), dtype=int)

@@ -3,7 +3,7 @@
 Four different things are easy to call a "split"; brainlab gives each its own word:
 
 - a **split folder** is one of the dataset's folders on disk, ``Training`` or ``Testing``
-  (:data:`brainlab.datasets.SPLIT_FOLDERS`);
+  (:data:`brainlab.catalogue.SPLIT_FOLDERS`);
 - a **protocol** says how a set of images was chosen, and so what its numbers may stand beside:
   ``official``, ``clean``, ``sample``, ``unverified`` (:data:`MEANINGS`). A run is trained under
   one of :data:`PROTOCOLS`, the values of ``brainlab train --split`` and ``Settings.split``;

@@ -43,7 +43,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from brainlab import __version__, runs
 from brainlab.config import DEFAULT_SEED, set_seed
 from brainlab.errors import BrainlabError
-from brainlab.history import MONITOR, best_row, monitored
+from brainlab.kept_epoch import MONITOR, best_row, monitored
 from brainlab.models import NUM_CLASSES, parameter_counts
 from brainlab.settings import PRECISIONS
 

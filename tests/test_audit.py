@@ -24,7 +24,7 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
-from brainlab import audit, data, datasets
+from brainlab import audit, catalogue, data
 from brainlab.audit.groups import clean_split, duplicate_groups
 from brainlab.protocols import PARTS
 from brainlab.audit.matching import NEAR_THRESHOLD, align, exact_duplicate_pairs, match_sets, split_cuts
@@ -291,7 +291,7 @@ def test_full_dataset_clean_split_and_exact_copies(shared_dataset):
     # the exact pairs agree with an independent hash of every file
     by_hash: dict[str, list[str]] = {}
     for f in scanned:
-        by_hash.setdefault(datasets.sha256_of(f.path), []).append(f.relpath)
+        by_hash.setdefault(catalogue.sha256_of(f.path), []).append(f.relpath)
     expected = sum(len(v) * (len(v) - 1) // 2 for v in by_hash.values())
     assert (result.pairs["kind"] == "exact").sum() == expected > 0
     assert result.summary["totals"]["cross_split"] > 0  # the official split leaks

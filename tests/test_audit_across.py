@@ -10,7 +10,7 @@ import pytest
 from conftest import brain_like, make_dataset
 from PIL import Image
 
-from brainlab import datasets
+from brainlab import catalogue
 from brainlab.audit import audit_across
 from brainlab.audit.across import COPY_COLUMNS
 from brainlab.cli import main
@@ -56,18 +56,18 @@ def two_datasets(tmp_path):
 
 def test_detects_which_dataset_a_folder_holds(two_datasets):
     a, b, _ = two_datasets
-    assert datasets.detect_spec(a) is datasets.BRAIN_TUMOR
-    assert datasets.detect_spec(b) is datasets.NICKPARVAR
-    assert datasets.detect_spec(b / "Testing") is datasets.NICKPARVAR  # a folder of class folders
+    assert catalogue.detect_spec(a) is catalogue.BRAIN_TUMOR
+    assert catalogue.detect_spec(b) is catalogue.NICKPARVAR
+    assert catalogue.detect_spec(b / "Testing") is catalogue.NICKPARVAR  # a folder of class folders
     (b / "Testing" / "tumour").mkdir()
-    with pytest.raises(datasets.DataLayoutError, match="(?s)match no dataset.*glioma, meningioma, notumor, pituitary"):
-        datasets.detect_spec(b)
+    with pytest.raises(catalogue.DataLayoutError, match="(?s)match no dataset.*glioma, meningioma, notumor, pituitary"):
+        catalogue.detect_spec(b)
 
 
 def test_planted_copies_are_found_and_left_out_of_the_manifest(two_datasets):
     a, b, planted = two_datasets
     result = audit_across(a, b)
-    assert result.spec_b is datasets.NICKPARVAR and result.summary["dataset_b"]["splits"] == ["Testing"]
+    assert result.spec_b is catalogue.NICKPARVAR and result.summary["dataset_b"]["splits"] == ["Testing"]
     found = {(r.path_b, r.path_a): r.kind for r in result.copies.itertuples()}
     assert found == {(pb, pa): kind for pb, (pa, kind) in planted.items()}
     assert result.copies.loc[result.copies["kind"] == "near", "score"].min() >= 0.91

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from brainlab import data, datasets, images
+from brainlab import catalogue, data, images
 from brainlab.errors import BrainlabError, DataLayoutError, DataNotFoundError
 from conftest import CLASS_NAMES, brain_like, make_dataset
 
@@ -40,9 +40,9 @@ def test_quick_mode_uses_the_sample(monkeypatch):
 
 def test_class_names_are_the_papers_order():
     assert data.CLASS_NAMES == ("glioma_tumor", "meningioma_tumor", "no_tumor", "pituitary_tumor")
-    assert datasets.BRAIN_TUMOR.total("Training") == 2870 and datasets.BRAIN_TUMOR.total("Testing") == 394
-    assert [datasets.BRAIN_TUMOR.counts["Testing"][c] for c in CLASS_NAMES] == [100, 115, 105, 74]
-    assert len(datasets.BRAIN_TUMOR.file_checksums()) == 3264
+    assert catalogue.BRAIN_TUMOR.total("Training") == 2870 and catalogue.BRAIN_TUMOR.total("Testing") == 394
+    assert [catalogue.BRAIN_TUMOR.counts["Testing"][c] for c in CLASS_NAMES] == [100, 115, 105, 74]
+    assert len(catalogue.BRAIN_TUMOR.file_checksums()) == 3264
 
 
 # ----------------------------------------------------------------------------- loaders
@@ -234,7 +234,7 @@ def test_find_data_order(tiny_dataset, tmp_path, monkeypatch):
     with pytest.raises(DataNotFoundError, match="BRAINLAB_DATA") as info:
         data.find_data(download=False)  # nothing cached, no download allowed: advice, not a traceback
     assert "fetch-data" in str(info.value) and "BRAINLAB_QUICK" in str(info.value)
-    cached = datasets.default_location()
+    cached = catalogue.default_location()
     make_dataset(cached, per_class=1)
     assert data.find_data(download=False) == cached  # the per-user cache
     monkeypatch.setenv("BRAINLAB_DATA", str(tmp_path / "nowhere"))
@@ -253,28 +253,28 @@ def test_brainlab_errors_render_without_traceback_in_jupyter():
 
 @pytest.mark.shared_data
 def test_full_dataset_verifies_and_loads(shared_dataset, monkeypatch):
-    check = datasets.verify(shared_dataset)
+    check = catalogue.verify(shared_dataset)
     assert check.ok, check.problems()
-    assert check.counts == datasets.BRAIN_TUMOR.counts and check.extra == []
+    assert check.counts == catalogue.BRAIN_TUMOR.counts and check.extra == []
     test = data.load_split("Testing", shared_dataset, image_size=64, progress=False)
-    assert len(test) == 394 and test.class_counts() == datasets.BRAIN_TUMOR.counts["Testing"]
+    assert len(test) == 394 and test.class_counts() == catalogue.BRAIN_TUMOR.counts["Testing"]
     assert test.skipped == [] and test.split == "official-test"  # a verified copy: the paper's protocol
     # the verdict is cached: the next load does not checksum the 3264 files again
-    monkeypatch.setattr(datasets, "verify", lambda *a, **k: pytest.fail("verified twice"))
+    monkeypatch.setattr(catalogue, "verify", lambda *a, **k: pytest.fail("verified twice"))
     assert data.protocol(shared_dataset) == "official"
 
 
 def test_verify_reports_changed_and_missing_files(tiny_dataset):
     files = data.scan(tiny_dataset).files
-    sums = {f.relpath: datasets.sha256_of(f.path) for f in files}
-    counts = {s: {c: 3 for c in CLASS_NAMES} for s in datasets.SPLIT_FOLDERS}
-    spec = datasets.DatasetSpec("tiny", "tiny", CLASS_NAMES, counts, checksums=sums)
-    assert datasets.verify(tiny_dataset, spec).ok
+    sums = {f.relpath: catalogue.sha256_of(f.path) for f in files}
+    counts = {s: {c: 3 for c in CLASS_NAMES} for s in catalogue.SPLIT_FOLDERS}
+    spec = catalogue.DatasetSpec("tiny", "tiny", CLASS_NAMES, counts, checksums=sums)
+    assert catalogue.verify(tiny_dataset, spec).ok
     buf = io.BytesIO()
     brain_like(1234).save(buf, "JPEG")
     (tiny_dataset / files[0].relpath).write_bytes(buf.getvalue())
     (tiny_dataset / files[1].relpath).unlink()
-    check = datasets.verify(tiny_dataset, spec)
+    check = catalogue.verify(tiny_dataset, spec)
     assert not check.ok
     assert check.mismatched == [files[0].relpath] and check.missing == [files[1].relpath]
     assert any("expected 3 images, found 2" in e for e in check.count_errors)
@@ -282,12 +282,12 @@ def test_verify_reports_changed_and_missing_files(tiny_dataset):
 
 def test_only_a_folder_that_verifies_is_official_and_the_verdict_is_cached(tiny_dataset, tmp_path, monkeypatch):
     files = data.scan(tiny_dataset).files
-    sums = {f.relpath: datasets.sha256_of(f.path) for f in files}
-    counts = {s: {c: 3 for c in CLASS_NAMES} for s in datasets.SPLIT_FOLDERS}
-    spec = datasets.DatasetSpec("tiny", "tiny", CLASS_NAMES, counts, checksums=sums)
+    sums = {f.relpath: catalogue.sha256_of(f.path) for f in files}
+    counts = {s: {c: 3 for c in CLASS_NAMES} for s in catalogue.SPLIT_FOLDERS}
+    spec = catalogue.DatasetSpec("tiny", "tiny", CLASS_NAMES, counts, checksums=sums)
     calls = []
-    real_verify = datasets.verify
-    monkeypatch.setattr(datasets, "verify", lambda *a, **k: calls.append(a) or real_verify(*a, **k))
+    real_verify = catalogue.verify
+    monkeypatch.setattr(catalogue, "verify", lambda *a, **k: calls.append(a) or real_verify(*a, **k))
     assert data.protocol(tiny_dataset, spec) == "official" and len(calls) == 1
     assert data.protocol(tiny_dataset, spec) == "official" and len(calls) == 1  # the cached verdict
     buf = io.BytesIO()

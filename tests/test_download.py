@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from brainlab import cache, datasets
+from brainlab import cache, catalogue
 from brainlab.download import fetch_data, find_dataset_root, safe_extract
 from brainlab.errors import DataNotFoundError, DownloadError, UnsafeArchiveError
 from conftest import CLASS_NAMES, make_dataset
@@ -23,11 +23,11 @@ from conftest import CLASS_NAMES, make_dataset
 def dataset_and_spec(tmp_path_factory):
     """A small dataset on disk and the spec (counts, checksums) that describes it."""
     root = make_dataset(tmp_path_factory.mktemp("source") / "data", per_class=2, size=32)
-    files = datasets.scan(root).files
-    spec = datasets.DatasetSpec(
+    files = catalogue.scan(root).files
+    spec = catalogue.DatasetSpec(
         name="tiny-mri", title="tiny", class_names=CLASS_NAMES,
-        counts={s: {c: 2 for c in CLASS_NAMES} for s in datasets.SPLIT_FOLDERS},
-        checksums={f.relpath: datasets.sha256_of(f.path) for f in files},
+        counts={s: {c: 2 for c in CLASS_NAMES} for s in catalogue.SPLIT_FOLDERS},
+        checksums={f.relpath: catalogue.sha256_of(f.path) for f in files},
     )
     return root, spec
 
@@ -100,7 +100,7 @@ def test_good_archive_is_downloaded_verified_and_reused(server, dataset_and_spec
     server.routes["/good.zip"] = zip_of(root)
     target = tmp_path / "datasets" / "tiny"
     got = fetch_data(target, spec=spec, sources=("github",), url=server.url + "/good.zip", progress=False)
-    assert got == target and datasets.verify(target, spec).ok
+    assert got == target and catalogue.verify(target, spec).ok
     assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*.jpg")) == sorted(spec.checksums)
     assert leftovers(target.parent) == []
     assert fetch_data(target, spec=spec, sources=("github",), url=server.url + "/good.zip") == target
@@ -120,7 +120,7 @@ def test_interrupted_download_leaves_nothing_and_the_next_try_starts_clean(serve
     downloads = cache.cache_dir() / "downloads"
     assert not (downloads / "tiny-mri.zip").exists()  # no half file under the final name
     fetch_data(target, spec=spec, sources=("github",), url=server.url + "/flaky.zip", progress=False)
-    assert datasets.verify(target, spec).ok and server.hits == ["/flaky.zip", "/flaky.zip"]
+    assert catalogue.verify(target, spec).ok and server.hits == ["/flaky.zip", "/flaky.zip"]
 
 
 def test_checksum_mismatch_is_refused_and_the_archive_dropped(server, dataset_and_spec, tmp_path):
@@ -209,7 +209,7 @@ def test_kaggle_copy_is_verified_and_moved_into_place(dataset_and_spec, tmp_path
     monkeypatch.setattr(kagglehub, "dataset_download", lambda handle: asked.append(handle) or str(kaggle_cache))
     target = tmp_path / "datasets" / "tiny"
     assert fetch_data(target, spec=spec, sources=("kaggle",), progress=False) == target
-    assert asked == ["someone/tiny"] and datasets.verify(target, spec).ok
+    assert asked == ["someone/tiny"] and catalogue.verify(target, spec).ok
     assert (kaggle_cache / "data" / "Training").is_dir()  # kagglehub's own cache is left as it was
 
 
@@ -226,7 +226,7 @@ def test_failed_source_falls_back_to_the_next(server, dataset_and_spec, tmp_path
     server.routes["/good.zip"] = zip_of(root)
     target = tmp_path / "datasets" / "tiny"
     assert fetch_data(target, spec=spec, url=server.url + "/good.zip", progress=False) == target
-    assert datasets.verify(target, spec).ok and server.hits == ["/good.zip"]
+    assert catalogue.verify(target, spec).ok and server.hits == ["/good.zip"]
 
 
 @pytest.fixture
@@ -254,7 +254,7 @@ def test_any_kaggle_failure_falls_back_to_the_archive(server, dataset_and_spec, 
     server.routes["/good.zip"] = zip_of(root)
     target = tmp_path / "datasets" / "tiny"
     assert fetch_data(target, spec=spec, url=server.url + "/good.zip", progress=False) == target
-    assert datasets.verify(target, spec).ok and server.hits == ["/good.zip"]
+    assert catalogue.verify(target, spec).ok and server.hits == ["/good.zip"]
     err = capsys.readouterr().err
     assert "brainlab: kaggle failed (ValueError: " in err and "trying github" in err
     assert ("Invalid dataset handle" if how.startswith("a handle") else "Invalid Kaggle credentials file") in err

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from brainlab import evaluate, paper, runs
-from brainlab.datasets import CLASS_NAMES
+from brainlab.catalogue import CLASS_NAMES
 from brainlab.evaluate import Predictions
 
 
@@ -65,7 +65,7 @@ def test_paper_constants_are_the_papers():
         27_782_660, 5_249_668, 22_532_992)
     assert paper.TOTAL_PARAMS == paper.TRAINABLE_PARAMS + paper.NON_TRAINABLE_PARAMS
     assert paper.INPUT_SHAPE == (128, 128, 3)
-    assert paper.CLASS_NAMES is CLASS_NAMES  # one definition, brainlab.datasets'
+    assert paper.CLASS_NAMES is CLASS_NAMES  # one definition, brainlab.catalogue'
     assert [paper.TEST_SUPPORT[c] for c in CLASS_NAMES] == [100, 115, 105, 74]
 
 

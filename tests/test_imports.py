@@ -80,7 +80,7 @@ def cycles(graph: dict[str, set[str]]) -> set[tuple[str, ...]]:
 def test_the_parser_sees_imports_inside_functions_and_from_package_imports():
     graph = import_graph()
     assert "brainlab.download" in graph["brainlab.data"]  # `from brainlab.download import fetch_data` in find_data
-    assert "brainlab.datasets" in graph["brainlab.download"]
+    assert "brainlab.catalogue" in graph["brainlab.download"]
     assert {"brainlab.audit.within", "brainlab.audit.across"} <= graph["brainlab.audit"]
     assert "brainlab.audit" in graph["brainlab.cli"]  # `from brainlab.audit import run_audit` in cmd_audit
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == {("a", "b", "c")}
@@ -89,7 +89,7 @@ def test_the_parser_sees_imports_inside_functions_and_from_package_imports():
 def test_the_catalogue_and_the_decoder_sit_below_the_loader_and_the_downloader():
     graph = import_graph()
     assert graph["brainlab.images"] <= {"brainlab.errors"}
-    assert graph["brainlab.datasets"] <= {"brainlab.cache", "brainlab.errors", "brainlab.images"}
+    assert graph["brainlab.catalogue"] <= {"brainlab.cache", "brainlab.errors", "brainlab.images"}
     assert "brainlab.data" not in graph["brainlab.download"]
     for part in ("thumbnails", "matching", "groups", "shortcuts", "within", "report"):
         assert "brainlab.audit" not in graph[f"brainlab.audit.{part}"], part  # parts import each other, not the package
@@ -143,8 +143,8 @@ def test_every_module_is_an_attribute_of_the_package_in_a_fresh_interpreter():
 
 
 def test_the_class_names_are_defined_once():
-    """brainlab.datasets.CLASS_NAMES is the one list: the package, the tools and the tests import it."""
-    from brainlab.datasets import CLASS_NAMES
+    """brainlab.catalogue.CLASS_NAMES is the one list: the package, the tools and the tests import it."""
+    from brainlab.catalogue import CLASS_NAMES
 
     root = PACKAGE.parent
     defined_in = []
@@ -154,4 +154,4 @@ def test_the_class_names_are_defined_once():
             if isinstance(value, (ast.Tuple, ast.List)) and \
                     [getattr(e, "value", None) for e in value.elts] == list(CLASS_NAMES):
                 defined_in.append(path.relative_to(root).as_posix())
-    assert defined_in == ["brainlab/datasets.py"]
+    assert defined_in == ["brainlab/catalogue.py"]

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import _train_child
-from brainlab import history, models, runs, train
+from brainlab import kept_epoch, models, runs, train
 
 CHILD = Path(_train_child.__file__)
 # Every write of a 4-epoch run, in the order they happen (the N-th time that name is renamed into place).
@@ -89,7 +89,7 @@ def _complete(run_dir: Path, model, result) -> None:
     rows = runs.read_history(run_dir / runs.HISTORY)
     assert [row["epoch"] for row in rows] == [0, 1, 2, 3]
     metrics = json.loads((run_dir / runs.METRICS).read_text())
-    best = history.best_row(rows, "val_loss", "min")
+    best = kept_epoch.best_row(rows, "val_loss", "min")
     assert metrics["epochs_finished"] == 4 and metrics["best_epoch"] == best["epoch"]
     assert metrics["best"] == pytest.approx(best) and metrics["last"] == pytest.approx(rows[-1])
     assert result.metrics == metrics and result.history["val_loss"] == [row["val_loss"] for row in rows]

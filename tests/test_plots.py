@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from brainlab import evaluate, plots, runs
-from brainlab.datasets import CLASS_NAMES
+from brainlab.catalogue import CLASS_NAMES
 from brainlab.evaluate import Predictions
 
 Y_TRUE = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 3])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from brainlab import data, datasets, experiment, protocols
+from brainlab import catalogue, data, experiment, protocols
 from brainlab.cli import build_parser
 from brainlab.errors import BrainlabError, SettingError
 from brainlab.protocols import ResultName
@@ -83,9 +83,9 @@ def test_manifest_and_evaluation_names():
 
 
 def test_split_folders_and_protocols_have_different_names():
-    assert datasets.SPLIT_FOLDERS == datasets.SPLIT_FOLDERS == ("Training", "Testing") == datasets.BRAIN_TUMOR.splits
-    assert not set(datasets.SPLIT_FOLDERS) & set(protocols.MEANINGS)
-    for module in (datasets, data, experiment):
+    assert catalogue.SPLIT_FOLDERS == ("Training", "Testing") == catalogue.BRAIN_TUMOR.splits
+    assert not set(catalogue.SPLIT_FOLDERS) & set(protocols.MEANINGS)
+    for module in (catalogue, data, experiment):
         assert not hasattr(module, "SPLITS"), f"{module.__name__}.SPLITS: say SPLIT_FOLDERS or protocols.PROTOCOLS"
 
 

@@ -110,7 +110,7 @@ dense_after_pooling = 2048 * 128"""],
 
 with_batch_statistics = batch_norm(x, gamma, beta, x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2)))
 with_moving_statistics = with_batch_statistics  # the same statistics in both modes""",
-        "c14": """counts = datasets.BRAIN_TUMOR.counts["Training"]
+        "c14": """counts = catalogue.BRAIN_TUMOR.counts["Training"]
 n = sum(counts.values())
 weights = {label: n / counts[name] for label, name in enumerate(data.CLASS_NAMES)}  # k forgotten""",
         "c17": ["return NormalDist().cdf(difference / (std * math.sqrt(1 / n)) - z)  # one mean's scatter, not a difference's",

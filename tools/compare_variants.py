@@ -28,7 +28,7 @@ from tools.copy_breakdown import TESTING_SPLITS, breakdown
 from tools.markdown import markdown_table
 from tools.results_table import mean_std
 
-from brainlab import history, protocols, runs
+from brainlab import kept_epoch, protocols, runs
 from brainlab.runs import RunFolderError
 
 __all__ = ["COLUMNS", "kept_validation_accuracy", "evaluation", "scores", "settings_of", "table", "chosen", "main"]
@@ -43,8 +43,8 @@ def kept_validation_accuracy(run: Path) -> float:
     if not training.history_path.is_file():
         raise ValueError(f"{training.history_path} does not exist: is the run finished (a one-stage recipe such as "
                          "residual-cnn)?")
-    monitor, mode = history.monitored()
-    return history.best_row(training.history(), monitor, mode)["val_accuracy"]
+    monitor, mode = kept_epoch.monitored()
+    return kept_epoch.best_row(training.history(), monitor, mode)["val_accuracy"]
 
 
 def evaluation(run: Path) -> dict:

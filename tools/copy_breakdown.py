@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from brainlab import protocols, runs
-from brainlab.datasets import CLASS_NAMES
+from brainlab.catalogue import CLASS_NAMES
 
 from tools.markdown import markdown_table
 from tools.results_table import mean_std, recall_label  # the same cells and headings as docs/results.md's table

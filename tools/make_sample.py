@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from brainlab.datasets import CLASS_NAMES, SPLIT_FOLDERS, scan, sha256_of
+from brainlab.catalogue import CLASS_NAMES, SPLIT_FOLDERS, scan, sha256_of
 from brainlab.images import decode
 
 __all__ = ["PER_CLASS", "SIDE", "SEED", "OUT", "main"]

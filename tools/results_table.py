@@ -23,7 +23,7 @@ import statistics
 import sys
 
 from brainlab import protocols
-from brainlab.datasets import CLASS_NAMES
+from brainlab.catalogue import CLASS_NAMES
 from brainlab.runs import RunFolder, RunFolderError
 from tools.markdown import markdown_table
 from tools.results_page import dumps

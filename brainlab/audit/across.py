@@ -11,7 +11,7 @@ What it reports: every copy (B's file, A's file, kind, score), the images of B w
 (the external test set, as a manifest whose split is ``external``), counts per class, and the
 copies whose labels differ between the two datasets. :func:`run_audit_across` writes it all down.
 
-Each dataset is read with its own class folder names (:func:`brainlab.datasets.detect_spec`);
+Each dataset is read with its own class folder names (:func:`brainlab.catalogue.detect_spec`);
 classes are compared under brainlab's names. Paths are relative to each dataset's root.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from brainlab import datasets
+from brainlab import catalogue
 from brainlab.audit.matching import COARSE_THRESHOLD, NEAR_THRESHOLD, NEIGHBOURS, match_sets, pair_frame
 from brainlab.audit.thumbnails import inventory
 from brainlab.errors import BrainlabError
@@ -39,8 +39,8 @@ class CrossAudit:
 
     root_a: Path
     root_b: Path
-    spec_a: datasets.DatasetSpec
-    spec_b: datasets.DatasetSpec
+    spec_a: catalogue.DatasetSpec
+    spec_b: catalogue.DatasetSpec
     files_a: pd.DataFrame  # one row per readable image of A (see brainlab.audit.thumbnails.inventory)
     files_b: pd.DataFrame  # the same for B, with has_copy and copy_kind
     copies: pd.DataFrame  # one row per (B file, A file) copy: COPY_COLUMNS + class_b, class_a, split_a, label_disagrees
@@ -51,8 +51,8 @@ class CrossAudit:
 
 
 def _read(root, progress: bool, pixel_hash: bool):
-    spec = datasets.detect_spec(root)
-    splits = datasets.present_splits(root, spec)
+    spec = catalogue.detect_spec(root)
+    splits = catalogue.present_splits(root, spec)
     if not splits:
         raise BrainlabError(f"{root}: no {' or '.join(f'{s}/' for s in spec.splits)} folder inside. Give the "
                             f"dataset folder (the one that holds {' and/or '.join(spec.splits)}).")
@@ -133,7 +133,7 @@ def audit_across(root_a, root_b, pixel_hash: bool = False, progress: bool = Fals
 
 def _summary(root_a, root_b, spec_a, spec_b, splits_a, splits_b, fa, files_b, copies, unreadable) -> dict:
     per_class = {}
-    for c in datasets.CLASS_NAMES:
+    for c in catalogue.CLASS_NAMES:
         part = files_b[files_b["class"] == c]
         if part.empty:
             continue

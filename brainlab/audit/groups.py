@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from brainlab import config, datasets
+from brainlab import catalogue, config
 from brainlab.errors import BrainlabError
 from brainlab.protocols import CLEAN, PARTS
 
@@ -89,13 +89,13 @@ def mark_files(files: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
 
 def count_table(files: pd.DataFrame) -> pd.DataFrame:
     """Per split and class: images, and how many take part in exact copies, near copies, leaks, conflicts."""
-    order = [s for s in datasets.SPLIT_FOLDERS if s in set(files["split"])]
+    order = [s for s in catalogue.SPLIT_FOLDERS if s in set(files["split"])]
     table = (files.groupby(["split", "class"])
              .agg(images=("path", "size"), exact=("exact", "sum"), near=("near", "sum"),
                   cross_split=("cross_split", "sum"), label_conflict=("label_conflict", "sum"))
              .reset_index())
     table["split"] = pd.Categorical(table["split"], order, ordered=True)
-    table["class"] = pd.Categorical(table["class"], datasets.CLASS_NAMES, ordered=True)
+    table["class"] = pd.Categorical(table["class"], catalogue.CLASS_NAMES, ordered=True)
     return table.sort_values(["split", "class"], ignore_index=True).astype({"split": str, "class": str})
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from brainlab import config, datasets, images
+from brainlab import catalogue, config, images
 from brainlab.audit.groups import CLEAN_SPLIT_FILE, write_manifest
 from brainlab.audit.matching import NEAR_THRESHOLD
 from brainlab.audit.within import AuditResult, audit_dataset
@@ -117,8 +117,8 @@ def size_figure(files: pd.DataFrame, shortcut: dict | None = None) -> "Figure":
     from matplotlib.lines import Line2D
     from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 
-    splits = [s for s in datasets.SPLIT_FOLDERS if s in set(files["split"])]
-    classes = [c for c in datasets.CLASS_NAMES if c in set(files["class"])]
+    splits = [s for s in catalogue.SPLIT_FOLDERS if s in set(files["split"])]
+    classes = [c for c in catalogue.CLASS_NAMES if c in set(files["class"])]
     fig = Figure(figsize=(10.0, 4.2), layout="constrained")
     axes = fig.subplots(1, len(splits) + 1, squeeze=False)[0]
     rng = np.random.default_rng(0)
@@ -173,7 +173,7 @@ def _summary_markdown(result: AuditResult) -> str:
               f"- **Cross-split leaks**: {t['cross_split']} images sit in a group that spans splits "
               f"({s['groups']['cross_split']} groups)."]
     if "testing_with_copy_in_training" in s:
-        n_test = sum(v["images"] for v in s["per_split_class"].get(datasets.SPLIT_FOLDERS[1], {}).values())
+        n_test = sum(v["images"] for v in s["per_split_class"].get(catalogue.SPLIT_FOLDERS[1], {}).values())
         lines.append(f"  {s['testing_with_copy_in_training']} of {n_test} Testing images have a copy in Training "
                      f"({s['testing_with_exact_copy_in_training']} byte for byte).")
     lines.append(f"- **Label conflicts**: {s['groups']['label_conflict']} groups ({t['label_conflicts']} images) "

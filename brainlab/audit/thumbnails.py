@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from brainlab import datasets, images
+from brainlab import catalogue, images
 from brainlab.images import content_box
 
 __all__ = ["THUMB_SIZE", "Inventory", "crop_view", "crop_views", "detail_view", "inventory", "read_thumbnail",
@@ -68,13 +68,13 @@ def read_thumbnail(data: bytes, size: int = THUMB_SIZE, pixel_hash: bool = False
 
 
 def inventory(root, pixel_hash: bool = False, progress: bool = True,
-              spec: datasets.DatasetSpec = datasets.BRAIN_TUMOR, splits=None) -> Inventory:
+              spec: catalogue.DatasetSpec = catalogue.BRAIN_TUMOR, splits=None) -> Inventory:
     """Read every image of ``spec``'s layout under ``root`` once: hashes, sizes and a thumbnail.
 
     ``splits`` (default: all of ``spec``'s) names the splits to read. Files that do not decode
     are listed in ``Inventory.unreadable`` (with the reason) rather than stopping the audit.
     """
-    found = datasets.scan(root, splits=splits, spec=spec)
+    found = catalogue.scan(root, splits=splits, spec=spec)
 
     def read(f):
         try:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from brainlab import config, data, datasets
+from brainlab import catalogue, config, data
 from brainlab.audit.groups import CLEAN_SPLIT_FILE, clean_split, count_table, mark_files, pair_table
 from brainlab.audit.matching import COARSE_THRESHOLD, NEAR_THRESHOLD, NEIGHBOURS, exact_duplicate_pairs, \
     near_duplicate_pairs, pair_frame
@@ -61,9 +61,9 @@ def audit_dataset(root=None, seed: int = config.DEFAULT_SEED, pixel_hash: bool =
     """
     started = time.perf_counter()
     root = data.find_data(root)
-    spec = datasets.detect_spec(root, default=datasets.BRAIN_TUMOR)  # which class folder names to read
+    spec = catalogue.detect_spec(root, default=catalogue.BRAIN_TUMOR)  # which class folder names to read
     inv = inventory(root, pixel_hash=pixel_hash, progress=progress, spec=spec,
-                    splits=datasets.present_splits(root, spec) or None)
+                    splits=catalogue.present_splits(root, spec) or None)
     if len(inv.files) < 2:
         raise BrainlabError(f"{root}: an audit needs at least 2 readable images; found {len(inv.files)}.")
     # Files with the same bytes are compared once, through their first file: this saves time and
@@ -126,7 +126,7 @@ def _summary(root, files: pd.DataFrame, pairs: pd.DataFrame, counts: pd.DataFram
         "method": {"near_threshold": NEAR_THRESHOLD, "score": "NCC of band-pass detail after alignment",
                    "coarse_threshold": COARSE_THRESHOLD, "neighbours": NEIGHBOURS},
     }
-    training, testing = datasets.SPLIT_FOLDERS
+    training, testing = catalogue.SPLIT_FOLDERS
     if {training, testing} <= set(files["split"]):
         train, test = files[files["split"] == training], files[files["split"] == testing]
         summary["testing_with_copy_in_training"] = int(test["cross_split"].sum())
