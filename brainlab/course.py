@@ -63,9 +63,9 @@ _SETTING_KEYS = ("repository", "ref")
 
 __all__ = ["REPOSITORY", "REF", "SETTING", "COLAB_URL", "INSTALL_SPEC", "CourseSettingError", "Change",
            "check_setting", "colab_url", "badge", "install_spec", "rewrite_notebook", "notebook_bytes", "read_setting",
-           "write_setting", "apply", "DESCRIPTION", "add_arguments", "run", "main",
+           "apply", "DESCRIPTION", "add_arguments", "run", "main",
            "HEADLINE_MIME", "RANDOM_START", "is_random_start", "headline", "headline_numbers", "headline_text",
-           "RESULTS", "MeasuredResultsError", "read_results", "measured_table",
+           "MeasuredResultsError", "read_results", "measured_table",
            "FIRST_CNN_IMAGE_SIZE", "FIRST_CNN_EPOCHS", "FIRST_CNN_BATCH_SIZE"]
 
 
@@ -215,7 +215,7 @@ def notebook_bytes(nb) -> bytes:
     return (text if text.endswith("\n") else text + "\n").encode("utf-8")
 
 
-def write_setting(setting_file: Path | str, repository: str, ref: str) -> list[Change]:
+def _write_setting(setting_file: Path | str, repository: str, ref: str) -> list[Change]:
     """Set ``repository`` and ``ref`` in ``setting_file`` (written atomically, other keys kept); the changes made.
 
     A missing or damaged file is written afresh, with what a readable one of its keys still holds.
@@ -299,7 +299,7 @@ def run(args) -> int:
             changes = ([Change(str(setting_file), f"{current[0]}@{current[1]}", f"{repository}@{ref}")]
                        if (repository, ref) != current else [])
         else:
-            changes = write_setting(setting_file, repository, ref)
+            changes = _write_setting(setting_file, repository, ref)
         changes += apply(root, repository, ref, check=args.check)
     except (BrainlabError, nbformat.ValidationError, OSError) as exc:
         print(f"brainlab course-links: {exc}", file=sys.stderr)
@@ -386,7 +386,7 @@ def headline(**numbers) -> None:
     display({HEADLINE_MIME: values, "text/plain": text}, raw=True)
 
 
-RESULTS = Path("docs") / "results.json"  # the measured results, in a clone of the course repository
+_RESULTS = Path("docs") / "results.json"  # the measured results, in a clone of the course repository
 
 
 class MeasuredResultsError(BrainlabError, ValueError):
@@ -431,7 +431,7 @@ def measured_table(heading: str, results: Path | str | None = None):
     import pandas as pd
 
     if results is None:
-        found = [folder / RESULTS for folder in (Path.cwd(), Path.cwd().parent) if (folder / RESULTS).is_file()]
+        found = [folder / _RESULTS for folder in (Path.cwd(), Path.cwd().parent) if (folder / _RESULTS).is_file()]
         if not found:
             return None
         results = found[0]
