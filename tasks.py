@@ -3,7 +3,10 @@
 
     python3 tasks.py lab     # create .venv, install brainlab with JupyterLab, open the course in JupyterLab
     python3 tasks.py demo    # create .venv, install brainlab, run the main job (no browser needed)
-    python3 tasks.py test    # create .venv, install brainlab with test extras, run every test
+    python3 tasks.py test    # create .venv, install brainlab with test extras, run every test (the notebooks
+                             # too; CI runs this); it lists the 25 slowest tests at the end
+    python3 tasks.py test --fast  # the quick loop while you work: no notebook, no browser, no test marked
+                             # slow (a few minutes on 2 cores)
     python3 tasks.py wheel   # build dist/brainlab-<version>-py3-none-any.whl (to install on Colab by hand)
     python3 tasks.py floors  # the lowest TensorFlow and Keras pyproject.toml allows, in .venv-floors,
                              # with the fast tests (a TensorFlow download: about 600 MB, some minutes)
@@ -25,6 +28,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -143,10 +147,27 @@ def demo(args: list[str]) -> int:
     return 0
 
 
+# pytest's arguments for the full suite (tests/, and the notebooks, which nbval runs only when asked) and for
+# the quick loop (tests/ without the slow marks; the browser test is one). pyproject.toml's
+# [tool.pytest.ini_options] says what plain pytest collects.
+FULL_TESTS = ["--nbval-lax", "--durations=25"]
+FAST_TESTS = ["-m", "not slow"]
+
+
+def tests_command(args: list[str]) -> list[str]:
+    """The pytest command ``test`` runs: the full suite, or with ``--fast`` the quick loop; other arguments follow."""
+    fast = "--fast" in args
+    return [str(PY), "-m", "pytest", *(FAST_TESTS if fast else FULL_TESTS), *(a for a in args if a != "--fast")]
+
+
 def test(args: list[str]) -> int:
     ensure_env("test")
-    env_args = args or []
-    return run([str(PY), "-m", "pytest", *env_args])
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # Started in the background (nohup, some CI runners), this process ignores SIGINT, and pytest and the
+        # trainings that tests interrupt with SIGINT (a Ctrl-C) would inherit that; with a handler here, they
+        # start with the default instead.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    return run(tests_command(args))
 
 
 def course(args: list[str]) -> int:

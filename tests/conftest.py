@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from brainlab.datasets import CLASS_NAMES  # tests import it from here too: the one definition
+from brainlab.catalogue import CLASS_NAMES  # tests import it from here too: the one definition
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -27,12 +27,24 @@ def isolated_env(tmp_path, monkeypatch):
     monkeypatch.delenv("BRAINLAB_WEIGHTS", raising=False)
     monkeypatch.delenv("BRAINLAB_QUICK", raising=False)
     monkeypatch.delenv("BRAINLAB_PRECISION", raising=False)
+    monkeypatch.delenv("BRAINLAB_RUNS", raising=False)
+
+
+@pytest.fixture(scope="session")
+def session_runs(tmp_path_factory) -> Path:
+    """The runs folder the notebooks of this session share (the one conftest.py beside tests/ made).
+
+    For tests that start notebook kernels: an exercise or solution notebook finds the run its course
+    notebook made, as on a student's machine, and nothing is left in the repository's runs/.
+    """
+    chosen = os.environ.get("BRAINLAB_RUNS")  # read before any test's isolated_env removes it
+    return Path(chosen) if chosen else tmp_path_factory.mktemp("runs")
 
 
 # --------------------------------------------------------------------------- dtype policies
 # The Keras dtype policies brainlab must work under: float32 on CPUs, mixed precision on GPUs
 # (brainlab.train.device_policy picks mixed_float16 there; bfloat16 suits TPUs and recent CPUs).
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+from brainlab.settings import PRECISIONS  # noqa: E402  (the one list of precisions)
 
 
 @contextlib.contextmanager

@@ -1,7 +1,9 @@
 """A real browser runs course notebooks in JupyterLab: every cell runs, and the widgets render and react.
 
 JupyterLab is started on a free port with a random token, in a temporary folder that holds copies
-of the notebooks (the originals are never opened), in quick mode with a private brainlab cache.
+of the notebooks (the originals are never opened), in quick mode with a private brainlab cache and
+the session's runs folder (tests/conftest.py's ``session_runs``: a run the session's other notebooks
+trained is reused, and what these train, they reuse).
 Debian's Chromium, driven by Playwright, opens each notebook, runs all cells and checks what a
 person sees: no error output, the kernel playground (notebook 01) and the prediction explorer
 (notebook 08) drawn as live widgets, and a changed control changing the picture. A screenshot of
@@ -33,7 +35,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from brainlab.datasets import CLASS_NAMES
+from brainlab.catalogue import CLASS_NAMES
 
 pytestmark = pytest.mark.slow
 
@@ -105,8 +107,8 @@ def stop_with_this_process() -> None:
 class Lab:
     """A JupyterLab server of our own: its URL, token, folder and log."""
 
-    def __init__(self, root: Path, deadline: Deadline):
-        self.root, self.deadline = root, deadline
+    def __init__(self, root: Path, deadline: Deadline, runs: Path):
+        self.root, self.deadline, self.runs = root, deadline, runs
         self.port, self.token = free_port(), uuid.uuid4().hex
         self.url = f"http://127.0.0.1:{self.port}"
         self.notebooks = root / "notebooks"
@@ -124,7 +126,8 @@ class Lab:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(value))
         env.update(
-            BRAINLAB_QUICK="1", BRAINLAB_CACHE=str(self.root / "brainlab-cache"), TF_CPP_MIN_LOG_LEVEL="2",
+            BRAINLAB_QUICK="1", BRAINLAB_CACHE=str(self.root / "brainlab-cache"), BRAINLAB_RUNS=str(self.runs),
+            TF_CPP_MIN_LOG_LEVEL="2",
             PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
             JUPYTERLAB_SETTINGS_DIR=str(settings), JUPYTERLAB_WORKSPACES_DIR=str(self.root / "workspaces"),
             JUPYTER_CONFIG_DIR=str(self.root / "jupyter-config"), JUPYTER_DATA_DIR=str(self.root / "jupyter-data"),
@@ -200,8 +203,8 @@ def deadline() -> Deadline:
 
 
 @pytest.fixture(scope="module")
-def lab(deadline, tmp_path_factory):
-    server = Lab(tmp_path_factory.mktemp("jupyterlab"), deadline)
+def lab(deadline, tmp_path_factory, session_runs):
+    server = Lab(tmp_path_factory.mktemp("jupyterlab"), deadline, session_runs)
     try:
         server.start()
         yield server

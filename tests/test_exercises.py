@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import ast
+import os
 import re
 import runpy
+import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -168,10 +171,11 @@ def test_exercises_folder_is_up_to_date(tmp_path):
     assert not outdated, f"exercises/ is out of date ({', '.join(outdated)}): run `brainlab build-exercises`"
 
 
-def execute_cell_by_cell(nb, folder: Path) -> list[tuple[object, str | None]]:
+def execute_cell_by_cell(nb, folder: Path, env: dict | None = None) -> list[tuple[object, str | None]]:
     """Execute ``nb`` in a fresh kernel of this Python, in ``folder``, one cell at a time, going on after errors.
 
-    Returns ``(cell, error name or None)`` for every code cell.
+    The kernel gets ``env`` as its environment (default: this process's). Returns ``(cell, error name or None)``
+    for every code cell.
     """
     from jupyter_client import KernelManager
     from nbclient import NotebookClient
@@ -181,7 +185,7 @@ def execute_cell_by_cell(nb, folder: Path) -> list[tuple[object, str | None]]:
     km = KernelManager(kernel_name=CURRENT_ENV_KERNEL_NAME, kernel_spec_manager=NbvalKernelspecManager())
     client = NotebookClient(nb, km=km, timeout=300, resources={"metadata": {"path": str(folder)}})
     results = []
-    with client.setup_kernel():
+    with client.setup_kernel(**({} if env is None else {"env": env})):
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
@@ -205,8 +209,9 @@ def run_cell_by_cell(path: Path) -> list[tuple[str, str | None]]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", EXERCISE_NOTEBOOKS, ids=lambda p: p.name)
-def test_every_check_fails_until_the_exercise_is_solved(path, monkeypatch):
+def test_every_check_fails_until_the_exercise_is_solved(path, monkeypatch, session_runs):
     monkeypatch.setenv("BRAINLAB_QUICK", "1")  # the kernel inherits it: the bundled sample, small sizes
+    monkeypatch.setenv("BRAINLAB_RUNS", str(session_runs))  # finds its course notebook's run, as a student does
     results = run_cell_by_cell(path)
     checks = [error for kind, error in results if kind == "check"]
     assert 2 <= len(checks) <= 4, f"{path.name}: {len(checks)} checks"
@@ -292,18 +297,81 @@ def test_every_exercise_has_a_recorded_wrong_answer(path):
         ast.parse(with_answers(source, wrong).replace("%matplotlib inline", ""))  # it must at least be Python
 
 
+def copy_of_runs(runs: Path, target: Path) -> Path:
+    """``runs`` at ``target``, to be read and added to without changing ``runs``: what a notebook trains there
+    stays there. Model files are hard links where the file system allows (brainlab replaces a model file, it
+    never writes into one), everything else is copied."""
+    def link_models(source: str, destination: str) -> str:
+        if source.endswith((".keras", ".h5")):
+            try:
+                os.link(source, destination)
+                return destination
+            except OSError:  # another file system, or one without hard links
+                pass
+        return shutil.copy2(source, destination)
+
+    if runs.is_dir():
+        shutil.copytree(runs, target, symlinks=True, copy_function=link_models)
+    return target
+
+
+def test_a_copy_of_runs_leaves_the_runs_as_they_were(tmp_path):
+    runs = tmp_path / "runs"
+    (runs / "quick" / "03_demo").mkdir(parents=True)
+    (runs / "quick" / "03_demo" / "best.keras").write_bytes(b"model")
+    (runs / "quick" / "03_demo" / "metrics.json").write_text("{}")
+    copy = copy_of_runs(runs, tmp_path / "copy")
+    (copy / "quick" / "03_demo" / "metrics.json").write_text('{"changed": true}')  # written in place
+    (copy / "quick" / "03_demo" / "best.keras").unlink()  # replaced, as brainlab saves a model
+    (copy / "quick" / "03_demo" / "best.keras").write_bytes(b"another model")
+    (copy / "quick" / "05_new").mkdir()
+    assert (runs / "quick" / "03_demo" / "metrics.json").read_text() == "{}"
+    assert (runs / "quick" / "03_demo" / "best.keras").read_bytes() == b"model"
+    assert sorted(p.name for p in (runs / "quick").iterdir()) == ["03_demo"]
+    assert not copy_of_runs(tmp_path / "none", tmp_path / "empty").exists()  # no runs yet: nothing to copy
+
+
+WRONG_ANSWER_TEST = "test_every_check_rejects_its_recorded_wrong_answer"
+
+
+@pytest.fixture(scope="module")
+def wrong_answer_results(request, tmp_path_factory, session_runs) -> dict[str, list[tuple[str, str, str | None]]]:
+    """The selected solution notebooks with all their wrong answers, run two at a time:
+    {notebook name: [(cell id, kind ("answer", "check" or "code"), error name or None)]}.
+
+    Each runs in a fresh kernel in quick mode, with its own cache, no other brainlab setting (as
+    tests/conftest.py's isolated_env gives a test), and its own copy of the session's runs, made once the
+    notebooks of the tests before have trained: the wrong answers change no training setting, so a run
+    the session already trained is reused, not trained again, and whatever a notebook records stays in
+    its copy. Two at a time: notebooks are mostly one-threaded Python (the ten took 34 s so, against 58 s
+    one after the other, on a 2-core AMD EPYC).
+    """
+    selected = [item.callspec.params["path"] for item in request.session.items
+                if getattr(item, "module", None) is request.module
+                and getattr(item, "originalname", "") == WRONG_ANSWER_TEST]
+    settings_free = {name: value for name, value in os.environ.items() if not name.startswith("BRAINLAB_")}
+
+    def run(path: Path) -> list[tuple[str, str, str | None]]:
+        folder = tmp_path_factory.mktemp(path.stem)
+        env = {**settings_free, "BRAINLAB_QUICK": "1", "BRAINLAB_CACHE": str(folder / "brainlab-cache"),
+               "BRAINLAB_RUNS": str(copy_of_runs(session_runs, folder / "runs"))}
+        wrong_ids = set(WRONG_ANSWERS[path.name])
+        return [(cell.id, "answer" if cell.id in wrong_ids else "check" if exercises.is_check(cell) else "code", error)
+                for cell, error in execute_cell_by_cell(wrong_notebook(path), folder, env)]
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip((path.name for path in selected), pool.map(run, selected)))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", SOLUTION_NOTEBOOKS, ids=lambda p: p.name)
-def test_every_check_rejects_its_recorded_wrong_answer(path, tmp_path, monkeypatch):
+def test_every_check_rejects_its_recorded_wrong_answer(path, wrong_answer_results):
     """Each notebook runs once, every answer replaced by its wrong answer: the answers run, every check fails.
 
-    (That the worked answers pass their checks, nbval shows by running solutions/.)
+    (That the worked answers pass their checks, nbval shows by running solutions/.) The notebooks run in
+    ``wrong_answer_results``, two at a time.
     """
-    monkeypatch.setenv("BRAINLAB_QUICK", "1")  # the kernel inherits it: the bundled sample, small sizes
-    monkeypatch.setenv("BRAINLAB_RUNS", str(tmp_path / "runs"))
-    wrong_ids = set(WRONG_ANSWERS[path.name])
-    results = [(cell.id, "answer" if cell.id in wrong_ids else "check" if exercises.is_check(cell) else "code", error)
-               for cell, error in execute_cell_by_cell(wrong_notebook(path), tmp_path)]
+    results = wrong_answer_results[path.name]
     assert all(error is None for _, kind, error in results if kind != "check"), f"{path.name}: {results}"
     passed = [cell_id for cell_id, kind, error in results if kind == "check" and error is None]
     assert not passed, f"{path.name}: these checks let a wrong answer through: {passed}\n{results}"

@@ -1,8 +1,9 @@
 """Random damage to datasets, manifests, run folders and options: every command ends in a message, never a
 traceback, and changes no file outside its --out.
 
-Seeded (BRAINLAB_FUZZ_SEED picks another seed) and bounded: at most CASES cases, at most SECONDS of them;
-the number run is printed. Data and run damage exits 0 or 1 (a file to fix), option damage 2 (a bad value).
+Seeded (BRAINLAB_FUZZ_SEED picks another seed) and bounded: CASES cases, the same ones on every machine (a
+slow machine takes longer rather than running fewer), so a failure seen anywhere comes back with its seed; the
+time they took is printed. Data and run damage exits 0 or 1 (a file to fix), option damage 2 (a bad value).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from brainlab import experiment
 from brainlab.cli import main
 from conftest import CLASS_NAMES, make_dataset
 
-CASES, SECONDS, TRAININGS = 120, 40, 2
+CASES, TRAININGS = 120, 2
 
 
 def snapshot(root: Path, out: Path) -> dict[str, str]:
@@ -102,13 +103,12 @@ def world(tmp_path):
     return tmp_path
 
 
+@pytest.mark.slow  # 120 commands, two trainings among them: 25-45 s on a 2-core CPU
 def test_random_damage_never_gives_a_traceback(world, capsys, monkeypatch):
     rng = random.Random(int(os.environ.get("BRAINLAB_FUZZ_SEED", "21")))
     monkeypatch.delenv("BRAINLAB_FUZZ_SEED", raising=False)  # not a brainlab setting
     started, kinds, trainings = time.monotonic(), {}, 0
     for case in range(CASES):
-        if time.monotonic() - started > SECONDS:
-            break
         folder = world / f"case{case}"
         shutil.copytree(world / "base", folder, symlinks=True)
         data, run, out = folder / "data", folder / "run", folder / "out"
@@ -150,4 +150,4 @@ def test_random_damage_never_gives_a_traceback(world, capsys, monkeypatch):
         assert {f: after.get(f) for f in before} == before, "a file outside --out changed: " + where
     print(f"\nfuzz: {sum(kinds.values())} cases in "
           f"{time.monotonic() - started:.0f} s: {kinds}; {trainings} trainings")
-    assert sum(kinds.values()) >= 20, "too few cases ran to mean anything"
+    assert set(kinds) == {"dataset", "manifest", "run", "option"}, kinds  # every kind of damage was tried

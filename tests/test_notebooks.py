@@ -194,12 +194,14 @@ def test_every_answer_sits_between_its_question_and_its_check(path):
             f"exercise {number}: the answer must define a named result that the check can test"
 
 
-def test_pytest_runs_the_notebooks_with_nbval_in_quick_mode():
+def test_pytest_runs_the_notebooks_with_nbval_in_quick_mode_when_asked():
+    """Plain pytest runs tests/; `--nbval-lax` (the full suite, `python3 tasks.py test`) adds the notebooks."""
     options = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
     assert {"tests", "notebooks", "solutions"} <= set(options["testpaths"])
     assert "exercises" not in options["testpaths"] and "exercises" in options["norecursedirs"]
     addopts = options["addopts"].split()
-    assert "--nbval-lax" in addopts and "--nbval-current-env" in addopts
+    assert "--nbval-lax" not in addopts and "--nbval" not in addopts, "notebooks run only when asked"
+    assert "--nbval-current-env" in addopts
     sanitize = REPO / addopts[addopts.index("--nbval-sanitize-with") + 1]
     from nbval.plugin import get_sanitize_patterns
 
@@ -222,15 +224,16 @@ def _kernel_environment(tmp_path, env: dict) -> dict:
 
     seen = tmp_path / "seen.json"
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
-        "import json, os\nfrom brainlab import config\n"
-        f"json.dump({{'quick': os.environ.get('BRAINLAB_QUICK'), 'cache': str(config.cache_dir())}}, "
-        f"open({str(seen)!r}, 'w'))")])
+        "import json, os\nfrom brainlab import cache, config\n"
+        f"json.dump({{'quick': os.environ.get('BRAINLAB_QUICK'), 'cache': str(cache.cache_dir()), "
+        f"'runs': str(config.runs_dir())}}, open({str(seen)!r}, 'w'))")])
     folder = Path(tempfile.mkdtemp(prefix=".kernel-env-", dir=REPO / "tests"))  # under the repository's conftest.py
     try:
         nbformat.write(nb, folder / "probe.ipynb")
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("BRAINLAB_")}, **env,
                "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder / "probe.ipynb")],
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
+                               str(folder / "probe.ipynb")],
                               cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     finally:
         shutil.rmtree(folder)
@@ -239,11 +242,16 @@ def _kernel_environment(tmp_path, env: dict) -> dict:
 
 
 @pytest.mark.slow
-def test_notebook_kernels_run_in_quick_mode_on_a_temporary_cache(tmp_path):
+def test_notebook_kernels_run_in_quick_mode_on_a_temporary_cache_and_runs_folder(tmp_path):
     seen = _kernel_environment(tmp_path, {})
     assert seen["quick"] == "1", "notebook kernels need quick mode"
-    cache = Path(seen["cache"])
+    cache, runs = Path(seen["cache"]), Path(seen["runs"])
     assert cache.name.startswith("brainlab-test-cache-") and Path.home() / ".cache" not in cache.parents
     assert not cache.exists(), "the session's cache is removed after the run"
-    mine = tmp_path / "my-cache"  # a cache the person chose is used, and kept
-    assert _kernel_environment(tmp_path, {"BRAINLAB_CACHE": str(mine)})["cache"] == str(mine) and mine.is_dir()
+    assert runs.name == "quick" and runs.parent.name.startswith("brainlab-test-runs-"), "not the course's runs/"
+    assert not runs.parent.exists(), "the session's runs are removed after the run"
+    mine = {"BRAINLAB_CACHE": tmp_path / "my-cache", "BRAINLAB_RUNS": tmp_path / "my-runs"}  # chosen: used, kept
+    mine["BRAINLAB_RUNS"].mkdir()
+    seen = _kernel_environment(tmp_path, {name: str(path) for name, path in mine.items()})
+    assert seen["cache"] == str(mine["BRAINLAB_CACHE"]) and seen["runs"] == str(mine["BRAINLAB_RUNS"] / "quick")
+    assert mine["BRAINLAB_CACHE"].is_dir() and mine["BRAINLAB_RUNS"].is_dir()

@@ -135,11 +135,11 @@ def test_a_run_on_head_crops_is_evaluated_on_head_crops(tmp_path):
     run = tmp_path / "run"
     assert main(["train", "--recipe", "residual-cnn", "--data", str(root), "--epochs", "1", "--image-size", "48",
                  "--augmentation", "source-shift", "--crop", "head", "--out", str(run)]) == 0
-    settings = json.loads((run / "metrics.json").read_text())["settings"]
+    settings = json.loads((run / "evaluation.json").read_text())["settings"]
     assert (settings["augmentation"], settings["crop"]) == ("source-shift", "head")
     out = tmp_path / "eval"
     assert main(["evaluate", "--run", str(run), "--data", str(root / "Testing"), "--out", str(out)]) == 0
-    assert json.loads((out / "metrics.json").read_text())["settings"]["crop"] == "head"
+    assert json.loads((out / "evaluation.json").read_text())["settings"]["crop"] == "head"
     scored = pd.read_csv(out / "predictions.csv")
     model = models.load_model(run / "run" / "best.keras")
     by_hand = evaluate.predict(model, data.load_labelled(root / "Testing", 48, 1, crop="head", progress=False,

@@ -1,4 +1,5 @@
-"""tasks.py: `lab` opens JupyterLab on the course, `wheel` builds an installable wheel with the sample inside."""
+"""tasks.py: `lab` opens JupyterLab on the course, `wheel` builds an installable wheel with the sample inside,
+`test` runs the full suite (the notebooks too) and `test --fast` the quick loop."""
 from __future__ import annotations
 
 import json
@@ -107,3 +108,54 @@ def test_wheel_holds_the_package_with_its_sample_and_checksums(tmp_path):
                           cwd=tmp_path)
     where, count = proc.stdout.split()
     assert Path(where).is_relative_to(target) and int(count) == 200, proc.stderr
+
+
+# --------------------------------------------------------------------------- test: the full suite and the quick loop
+def command_for(*args: str) -> list[str]:
+    """The pytest command `python3 tasks.py test ARGS` runs (tasks.py's own function, without installing anything)."""
+    import runpy
+
+    return runpy.run_path(str(REPO / "tasks.py"))["tests_command"](list(args))
+
+
+def test_test_runs_the_full_suite_and_test_fast_the_quick_loop():
+    """`test`: the notebooks asked for (nbval's --nbval-lax) and the 25 slowest tests listed; `test --fast`: the tests
+    not marked slow. Other arguments go to pytest. (pyproject.toml: plain pytest runs no notebook.)"""
+    full, fast = command_for(), command_for("--fast", "-x", "tests/test_data.py")
+    assert full[0] == fast[0] and Path(full[0]).name.startswith("python")  # the environment's Python
+    assert full[1:] == ["-m", "pytest", "--nbval-lax", "--durations=25"]
+    assert fast[1:] == ["-m", "pytest", "-m", "not slow", "-x", "tests/test_data.py"]
+    assert command_for("-k", "fast")[-2:] == ["-k", "fast"]  # only tasks.py's own --fast is taken out
+
+
+MARKS_PROBE = '''"""A pytest plugin: every collected test id, and whether it is marked slow, into the file $COLLECTED."""
+import json
+import os
+
+
+def pytest_collection_finish(session):
+    with open(os.environ["COLLECTED"], "w") as f:
+        json.dump({item.nodeid: item.get_closest_marker("slow") is not None for item in session.items}, f)
+'''
+
+
+@pytest.mark.slow
+def test_the_full_suite_holds_every_notebook_and_the_quick_loop_every_test_not_marked_slow(tmp_path):
+    (tmp_path / "marks_probe.py").write_text(MARKS_PROBE)
+    env = {**os.environ, "COLLECTED": str(tmp_path / "collected.json"),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                           "-p", "marks_probe", *command_for()[3:]], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    slow = json.loads((tmp_path / "collected.json").read_text())  # test id -> marked slow
+    files = {test.split("::")[0] for test in slow}
+    assert {f for f in files if f.endswith(".ipynb")} == {
+        p.relative_to(REPO).as_posix() for folder in ("notebooks", "solutions") for p in (REPO / folder).glob("*.ipynb")
+    }, "the full suite runs every notebook of notebooks/ and solutions/"
+    assert all(f.startswith(("tests/", "notebooks/", "solutions/")) for f in files)
+    # the quick loop (-m "not slow", nbval off): no browser, no notebook run, and most of the tests
+    assert slow["tests/test_browser.py::test_notebook_08_runs_and_the_prediction_explorer_reacts"]
+    assert slow["tests/test_mixed_precision.py::test_notebook_08_runs_under_mixed_float16"]
+    quick = [test for test, marked in slow.items() if not marked and test.split("::")[0].endswith(".py")]
+    assert len(quick) > 300 and "tests/test_tasks.py::test_test_runs_the_full_suite_and_test_fast_the_quick_loop" in quick

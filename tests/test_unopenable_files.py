@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import make_dataset
 
-from brainlab import audit, data, datasets
+from brainlab import audit, catalogue, data
 from brainlab.cli import main
 from brainlab.errors import DataLayoutError
 
@@ -65,10 +65,10 @@ def damaged(request, tmp_path, monkeypatch):
 
 def test_the_scan_sets_it_aside_with_what_to_do(damaged):
     root, message = damaged
-    found = datasets.scan(root)
+    found = catalogue.scan(root)
     assert found.broken == [(root / DAMAGED, message)] and found.bad == []
     assert DAMAGED not in {f.relpath for f in found.files} and len(found.files) == 64
-    assert datasets.unopenable(root / "Training/glioma_tumor/img0.jpg") is None
+    assert catalogue.unopenable(root / "Training/glioma_tumor/img0.jpg") is None
 
 
 def test_doctor_names_it_and_calls_the_folder_usable(damaged, capsys):
@@ -116,7 +116,7 @@ def test_a_class_folder_of_dangling_links_only_is_a_clear_message(tmp_path, caps
         dangling_link(folder / name)
     with pytest.raises(DataLayoutError, match=r"no_tumor holds no image files that can be opened \(2 set aside; "
                                               r"img0\.jpg: a symbolic link to \.\./\.\./\.git/annex"):
-        datasets.scan(root)
+        catalogue.scan(root)
     assert main(["doctor", "--data", str(root)]) == 1
     err = capsys.readouterr().err
     assert f"{folder} holds no image files that can be opened" in err and "git annex get" in err
@@ -133,4 +133,4 @@ def test_train_runs_past_a_dangling_link(tmp_path, capsys):
     assert main(["train", "--recipe", "small-cnn", "--data", str(root), "--epochs", "1", "--image-size", "32",
                  "--out", str(out)]) == 0
     assert f"{DAMAGED}: a symbolic link to" in capsys.readouterr().err
-    assert json.loads((out / "metrics.json").read_text())["n_images"] == 32
+    assert json.loads((out / "evaluation.json").read_text())["n_images"] == 32
