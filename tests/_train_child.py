@@ -21,10 +21,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 
 import numpy as np
 import tensorflow as tf
+
+# Ctrl-C must raise KeyboardInterrupt here even when the test run itself started with SIGINT ignored (nohup, CI).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def synthetic(n=48, size=16, seed=0):

@@ -99,7 +99,8 @@ def test_train_small_cnn_quick(tmp_path):
     assert main(["train", "--recipe", "small-cnn", "--quick", "--epochs", "3", "--out", str(out)]) == 0
     metrics = _check_outputs(out, "small-cnn", 3)
     assert metrics["settings"]["image_size"] == 64 and metrics["settings"]["class_weight"] == "balanced"
-    assert metrics["dtype_policy"] == "float32"  # bfloat16 on a CPU only for recipes measured in it
+    assert metrics["dtype_policy"] == ("mixed_float16" if train.gpu_count() else "float32")  # bfloat16 on a CPU: only
+    # for recipes measured in it; mixed_float16 on a GPU
 
 
 @pytest.mark.slow
@@ -108,7 +109,8 @@ def test_train_residual_cnn_quick(tmp_path):
     assert main(["train", "--recipe", "residual-cnn", "--quick", "--epochs", "1", "--out", str(out)]) == 0
     metrics = _check_outputs(out, "residual-cnn", 1)
     # measured to keep its accuracy in bfloat16: trained in it on a CPU that computes in it natively
-    assert metrics["dtype_policy"] == ("mixed_bfloat16" if train.cpu_has_bfloat16() else "float32")
+    assert metrics["dtype_policy"] == (
+        "mixed_float16" if train.gpu_count() else "mixed_bfloat16" if train.cpu_has_bfloat16() else "float32")
     assert metrics["settings"]["channels"] == 1 and metrics["settings"]["lr_schedule"] == "cosine"
     assert "- learning rate: 0.001, cosine decay to 0\n" in (out / "report.md").read_text()
     config = json.loads((out / "run" / "config.json").read_text())

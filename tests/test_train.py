@@ -61,7 +61,7 @@ def test_fit_writes_a_complete_run_directory(tmp_path):
     assert cfg["model"] == "small_cnn" and cfg["epochs"] == 3 and cfg["seed"] == config.DEFAULT_SEED
     assert cfg["parameters"]["total"] == model.count_params()
     assert cfg["class_weight"] == pytest.approx({"0": 1.0, "1": 1.0, "2": 1.0, "3": 1.0})
-    assert cfg["cached_features"] is False and cfg["device"]["gpus"] == 0
+    assert cfg["cached_features"] is False and cfg["device"]["gpus"] == train.gpu_count()
     assert {"tensorflow", "keras", "brainlab"} <= set(cfg["versions"])
 
     metrics = json.loads((tmp_path / "metrics.json").read_text())
@@ -107,6 +107,7 @@ def test_fit_writes_a_complete_run_directory(tmp_path):
     assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == written
 
 
+@pytest.mark.slow  # 10-30 s on a 2-core CPU: the full suite runs it, test --fast does not
 def test_a_killed_run_resumes_from_its_last_finished_epoch(tmp_path):
     run_dir, log = tmp_path / "run", tmp_path / "log.jsonl"
     killed = run_child("resume", run_dir, log, 1)  # dies right after epoch 1 (the second)
@@ -177,6 +178,7 @@ def _paper_fit(run_dir, cache_features):
     return model, result
 
 
+@pytest.mark.slow  # 10-30 s on a 2-core CPU: the full suite runs it, test --fast does not
 def test_cached_features_train_the_same_model_as_a_full_fit(tmp_path):
     full_model, full = _paper_fit(tmp_path / "full", False)
     cached_model, cached = _paper_fit(tmp_path / "cached", True)
@@ -218,6 +220,8 @@ def test_no_cached_features_below_augmentation():
         train.split_at_trainable(keras.Model(inputs, keras.layers.Dense(2)(inputs)))
 
 
+@pytest.mark.skipif(train.gpu_count() > 0, reason="a GPU machine: this checks the CPU-only policy "
+                    "(test_mixed_precision.py checks the GPU one)")
 def test_device_policy_on_this_cpu():
     policy = train.device_policy(verbose=False)
     assert (policy.gpus, policy.mixed_precision, policy.xla) == (0, False, False)
@@ -232,6 +236,7 @@ def test_device_policy_on_this_cpu():
         keras.config.set_dtype_policy("float32")
 
 
+@pytest.mark.slow  # 10-30 s on a 2-core CPU: the full suite runs it, test --fast does not
 def test_two_stage_fine_tuning_keeps_batchnorm_frozen(tmp_path):
     config.set_seed(0)
     model = models.improved_model(weights=None, image_size=32)
@@ -256,6 +261,7 @@ def test_two_stage_fine_tuning_keeps_batchnorm_frozen(tmp_path):
         pytest.approx(1e-5)
 
 
+@pytest.mark.slow  # 10-30 s on a 2-core CPU: the full suite runs it, test --fast does not
 def test_two_stage_reuses_a_finished_head_only_if_its_settings_match(tmp_path):
     data = synthetic(n=16, size=32)
 
@@ -285,6 +291,7 @@ def test_two_stage_reuses_a_finished_head_only_if_its_settings_match(tmp_path):
     assert (tmp_path / "1_head" / "best.keras").stat().st_mtime_ns == head_trained  # refused: nothing touched
 
 
+@pytest.mark.slow  # 10-30 s on a 2-core CPU: the full suite runs it, test --fast does not
 def test_mirrored_strategy_and_deterministic_mode(tmp_path):
     out = tmp_path / "strategy.json"
     child = run_child("strategy", out)
